@@ -86,10 +86,15 @@ impl AeadKey {
             #[cfg(feature = "pure-rust")]
             AeadBackend::PureRust => {
                 use aes_gcm::KeyInit;
-                Cipher::PureRust(Box::new(aes_gcm::Aes256Gcm::new(&(*secret.expose_secret()).into())))
+                Cipher::PureRust(Box::new(aes_gcm::Aes256Gcm::new(
+                    &(*secret.expose_secret()).into(),
+                )))
             }
         };
-        Self { bytes: secret, cipher }
+        Self {
+            bytes: secret,
+            cipher,
+        }
     }
 
     /// The backend this key computes with.
@@ -125,7 +130,12 @@ impl AeadKey {
     /// # Errors
     /// [`Error::Crypto`] if the plaintext exceeds GCM's limit.
     #[cfg(feature = "test-utils")]
-    pub fn seal_with_nonce(&self, nonce: [u8; NONCE_LEN], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+    pub fn seal_with_nonce(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>> {
         self.seal_with_nonce_inner(nonce, plaintext, aad)
     }
 
@@ -134,7 +144,9 @@ impl AeadKey {
     /// # Errors
     /// [`Error::Crypto`] for anything wrong with the box: its version, algorithm, length, tag, key or `aad`.
     pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
-        let (header, body) = sealed.split_at_checked(SEALED_BOX_HEADER_LEN).ok_or(Error::Crypto)?;
+        let (header, body) = sealed
+            .split_at_checked(SEALED_BOX_HEADER_LEN)
+            .ok_or(Error::Crypto)?;
         let [version, alg, nonce @ ..] = header else {
             return Err(Error::Crypto);
         };
@@ -150,7 +162,12 @@ impl AeadKey {
         Ok(plaintext)
     }
 
-    fn seal_with_nonce_inner(&self, nonce: [u8; NONCE_LEN], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+    fn seal_with_nonce_inner(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(plaintext.len() + SEALED_BOX_OVERHEAD);
         out.extend_from_slice(&[SEALED_BOX_VERSION, ALG_AES_256_GCM]);
         out.extend_from_slice(&nonce);
@@ -162,11 +179,20 @@ impl AeadKey {
     }
 
     /// Encrypts `buf` in place and returns the tag.
-    pub(crate) fn seal_in_place(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut [u8]) -> Result<[u8; TAG_LEN]> {
+    pub(crate) fn seal_in_place(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> Result<[u8; TAG_LEN]> {
         match &self.cipher {
             Cipher::Ring(key) => {
                 let tag = key
-                    .seal_in_place_separate_tag(ring_aead::Nonce::assume_unique_for_key(*nonce), ring_aead::Aad::from(aad), buf)
+                    .seal_in_place_separate_tag(
+                        ring_aead::Nonce::assume_unique_for_key(*nonce),
+                        ring_aead::Aad::from(aad),
+                        buf,
+                    )
                     .map_err(|_| Error::Crypto)?;
                 tag.as_ref().try_into().map_err(|_| Error::Crypto)
             }
@@ -182,7 +208,13 @@ impl AeadKey {
     }
 
     /// Decrypts `buf` in place after checking `tag`; on failure `buf` is wiped.
-    pub(crate) fn open_in_place(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut [u8], tag: &[u8; TAG_LEN]) -> Result<()> {
+    pub(crate) fn open_in_place(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<()> {
         let opened = match &self.cipher {
             Cipher::Ring(key) => key
                 .open_in_place_separate_tag(
@@ -216,7 +248,10 @@ fn ring_unbound_key(secret: &Secret32) -> UnboundKey {
     }
 }
 
-#[allow(clippy::panic, reason = "a 32-byte key always has the length AES-256 needs")]
+#[allow(
+    clippy::panic,
+    reason = "a 32-byte key always has the length AES-256 needs"
+)]
 #[cold]
 fn unreachable_key_length() -> ! {
     panic!("AES-256-GCM rejected a 32-byte key")
@@ -249,12 +284,21 @@ mod tests {
     fn wrong_aad_key_or_version_is_opaque() -> Result<()> {
         let sealed = key().seal(b"hello", b"aad")?;
         assert!(matches!(key().open(&sealed, b"aae"), Err(Error::Crypto)));
-        assert!(matches!(AeadKey::generate()?.open(&sealed, b"aad"), Err(Error::Crypto)));
+        assert!(matches!(
+            AeadKey::generate()?.open(&sealed, b"aad"),
+            Err(Error::Crypto)
+        ));
         let mut other_version = sealed.clone();
         other_version[0] = 2;
-        assert!(matches!(key().open(&other_version, b"aad"), Err(Error::Crypto)));
+        assert!(matches!(
+            key().open(&other_version, b"aad"),
+            Err(Error::Crypto)
+        ));
         for len in 0..SEALED_BOX_OVERHEAD {
-            assert!(matches!(key().open(&sealed[..len], b"aad"), Err(Error::Crypto)));
+            assert!(matches!(
+                key().open(&sealed[..len], b"aad"),
+                Err(Error::Crypto)
+            ));
         }
         Ok(())
     }

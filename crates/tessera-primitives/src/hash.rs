@@ -97,8 +97,14 @@ mod tests {
     fn hmac_verifies_and_rejects() {
         let tag = hmac_sha256(b"key", b"message");
         assert!(verify_hmac_sha256(b"key", b"message", &tag).is_ok());
-        assert!(matches!(verify_hmac_sha256(b"key", b"messagf", &tag), Err(Error::Crypto)));
-        assert!(matches!(verify_hmac_sha256(b"key", b"message", &tag[..31]), Err(Error::Crypto)));
+        assert!(matches!(
+            verify_hmac_sha256(b"key", b"messagf", &tag),
+            Err(Error::Crypto)
+        ));
+        assert!(matches!(
+            verify_hmac_sha256(b"key", b"message", &tag[..31]),
+            Err(Error::Crypto)
+        ));
     }
 
     #[test]

@@ -99,7 +99,10 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a, c);
         let mut long = vec![0u8; MAX_OUTPUT_LEN + 1];
-        assert!(matches!(prk.expand_label("tessera/v1/a", b"", &mut long), Err(Error::Length { .. })));
+        assert!(matches!(
+            prk.expand_label("tessera/v1/a", b"", &mut long),
+            Err(Error::Length { .. })
+        ));
         Ok(())
     }
 

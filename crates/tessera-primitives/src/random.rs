@@ -9,7 +9,9 @@ use crate::error::{Error, Result};
 /// # Errors
 /// [`Error::Randomness`] if the generator fails.
 pub fn fill(dest: &mut [u8]) -> Result<()> {
-    SystemRandom::new().fill(dest).map_err(|_| Error::Randomness)
+    SystemRandom::new()
+        .fill(dest)
+        .map_err(|_| Error::Randomness)
 }
 
 /// Returns `N` random bytes from the operating system's generator.

@@ -6,7 +6,9 @@
 //! with the public exponent 65537 only.
 
 use getrandom::SysRng;
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
+};
 use rsa::sha2::Sha256;
 use rsa::traits::PublicKeyParts;
 use rsa::{Oaep, PrivateKey, PublicKey};
@@ -80,7 +82,9 @@ impl RsaPrivateKey {
     /// # Errors
     /// [`Error::Rsa`] if generation fails (the operating system's generator failed).
     pub fn generate(size: RsaKeySize) -> Result<Self> {
-        PrivateKey::new(&mut SysRng, size.bits()).map(Self).map_err(|_| Error::Rsa)
+        PrivateKey::new(&mut SysRng, size.bits())
+            .map(Self)
+            .map_err(|_| Error::Rsa)
     }
 
     /// Imports a PKCS#8 DER private key.
@@ -89,7 +93,8 @@ impl RsaPrivateKey {
     /// [`Error::KeyEncoding`] if the bytes are not an RSA PKCS#8 key; [`Error::RsaKeyTooSmall`],
     /// [`Error::RsaKeyTooLarge`] or [`Error::RsaExponent`] if the key is outside Tessera's policy.
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self> {
-        let key = PrivateKey::from_pkcs8_der(der).map_err(|_| Error::KeyEncoding { kind: "pkcs8 der" })?;
+        let key = PrivateKey::from_pkcs8_der(der)
+            .map_err(|_| Error::KeyEncoding { kind: "pkcs8 der" })?;
         check_policy(&key)?;
         Ok(Self(key))
     }
@@ -99,7 +104,8 @@ impl RsaPrivateKey {
     /// # Errors
     /// As [`RsaPrivateKey::from_pkcs8_der`], with `kind` `"pkcs8 pem"`.
     pub fn from_pkcs8_pem(pem: &str) -> Result<Self> {
-        let key = PrivateKey::from_pkcs8_pem(pem).map_err(|_| Error::KeyEncoding { kind: "pkcs8 pem" })?;
+        let key = PrivateKey::from_pkcs8_pem(pem)
+            .map_err(|_| Error::KeyEncoding { kind: "pkcs8 pem" })?;
         check_policy(&key)?;
         Ok(Self(key))
     }
@@ -109,7 +115,10 @@ impl RsaPrivateKey {
     /// # Errors
     /// [`Error::KeyEncoding`] if encoding fails.
     pub fn to_pkcs8_der(&self) -> Result<SecretBytes> {
-        let doc = self.0.to_pkcs8_der().map_err(|_| Error::KeyEncoding { kind: "pkcs8 der" })?;
+        let doc = self
+            .0
+            .to_pkcs8_der()
+            .map_err(|_| Error::KeyEncoding { kind: "pkcs8 der" })?;
         Ok(SecretBytes::new(doc.as_bytes().to_vec()))
     }
 
@@ -164,7 +173,8 @@ impl RsaPublicKey {
     /// [`Error::KeyEncoding`] if the bytes are not an RSA SPKI key; [`Error::RsaKeyTooSmall`],
     /// [`Error::RsaKeyTooLarge`] or [`Error::RsaExponent`] if the key is outside Tessera's policy.
     pub fn from_spki_der(der: &[u8]) -> Result<Self> {
-        let key = PublicKey::from_public_key_der(der).map_err(|_| Error::KeyEncoding { kind: "spki der" })?;
+        let key = PublicKey::from_public_key_der(der)
+            .map_err(|_| Error::KeyEncoding { kind: "spki der" })?;
         check_policy(&key)?;
         Ok(Self(key))
     }
@@ -174,7 +184,8 @@ impl RsaPublicKey {
     /// # Errors
     /// As [`RsaPublicKey::from_spki_der`], with `kind` `"spki pem"`.
     pub fn from_spki_pem(pem: &str) -> Result<Self> {
-        let key = PublicKey::from_public_key_pem(pem).map_err(|_| Error::KeyEncoding { kind: "spki pem" })?;
+        let key = PublicKey::from_public_key_pem(pem)
+            .map_err(|_| Error::KeyEncoding { kind: "spki pem" })?;
         check_policy(&key)?;
         Ok(Self(key))
     }
@@ -184,7 +195,10 @@ impl RsaPublicKey {
     /// # Errors
     /// [`Error::KeyEncoding`] if encoding fails.
     pub fn to_spki_der(&self) -> Result<Vec<u8>> {
-        let doc = self.0.to_public_key_der().map_err(|_| Error::KeyEncoding { kind: "spki der" })?;
+        let doc = self
+            .0
+            .to_public_key_der()
+            .map_err(|_| Error::KeyEncoding { kind: "spki der" })?;
         Ok(doc.as_bytes().to_vec())
     }
 
@@ -275,7 +289,10 @@ fn check_policy(key: &impl PublicKeyParts) -> Result<()> {
         return Err(Error::RsaKeyTooLarge { bits });
     }
     let e = key.e_bytes();
-    let significant = e.iter().position(|b| *b != 0).and_then(|first| e.get(first..));
+    let significant = e
+        .iter()
+        .position(|b| *b != 0)
+        .and_then(|first| e.get(first..));
     if significant != Some(&RSA_PUBLIC_EXPONENT.to_be_bytes()[1..]) {
         return Err(Error::RsaExponent);
     }

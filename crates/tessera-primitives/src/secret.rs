@@ -168,7 +168,11 @@ mod tests {
     fn wrong_length_is_rejected() {
         assert!(matches!(
             Secret32::try_from(&[0u8; 31][..]),
-            Err(Error::Length { expected: 32, actual: 31, .. })
+            Err(Error::Length {
+                expected: 32,
+                actual: 31,
+                ..
+            })
         ));
     }
 }

@@ -154,7 +154,10 @@ impl std::fmt::Debug for Signature {
     }
 }
 
-#[allow(clippy::panic, reason = "a 32-byte seed always has the length ring checks for")]
+#[allow(
+    clippy::panic,
+    reason = "a 32-byte seed always has the length ring checks for"
+)]
 #[cold]
 fn unreachable_seed_length() -> ! {
     panic!("ring rejected a 32-byte Ed25519 seed")
@@ -171,8 +174,16 @@ mod tests {
         let sig = key.sign(b"message");
         assert_eq!(sig, again.sign(b"message"));
         key.verifying_key().verify(b"message", &sig)?;
-        assert!(matches!(key.verifying_key().verify(b"messagf", &sig), Err(Error::Crypto)));
-        assert!(matches!(SigningKey::generate()?.verifying_key().verify(b"message", &sig), Err(Error::Crypto)));
+        assert!(matches!(
+            key.verifying_key().verify(b"messagf", &sig),
+            Err(Error::Crypto)
+        ));
+        assert!(matches!(
+            SigningKey::generate()?
+                .verifying_key()
+                .verify(b"message", &sig),
+            Err(Error::Crypto)
+        ));
         assert_eq!(format!("{key:?}"), "[redacted]");
         Ok(())
     }

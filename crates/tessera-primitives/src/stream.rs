@@ -50,7 +50,9 @@ impl StreamLayout {
     /// # Errors
     /// [`Error::Crypto`] if no stream sealed by this module has that length.
     pub fn from_encrypted_len(encrypted_len: u64) -> Result<Self> {
-        let body = encrypted_len.checked_sub(HEADER_LEN as u64).ok_or(Error::Crypto)?;
+        let body = encrypted_len
+            .checked_sub(HEADER_LEN as u64)
+            .ok_or(Error::Crypto)?;
         let full = body / ENCRYPTED_SEGMENT_LEN as u64;
         let rest = body % ENCRYPTED_SEGMENT_LEN as u64;
         let segments = match rest {
@@ -60,7 +62,10 @@ impl StreamLayout {
             _ => full + 1,
         };
         let segments = u32::try_from(segments).map_err(|_| Error::Crypto)?;
-        Ok(Self { encrypted_len, segments })
+        Ok(Self {
+            encrypted_len,
+            segments,
+        })
     }
 
     /// Number of segments.
@@ -165,11 +170,15 @@ impl StreamSealer {
             });
         }
         if !last && plaintext.len() != SEGMENT_LEN {
-            return Err(Error::StreamState("only the last segment may be shorter than 64 KiB"));
+            return Err(Error::StreamState(
+                "only the last segment may be shorter than 64 KiB",
+            ));
         }
         let index = self.next;
         if !last {
-            self.next = index.checked_add(1).ok_or(Error::StreamState("segment counter exhausted"))?;
+            self.next = index
+                .checked_add(1)
+                .ok_or(Error::StreamState("segment counter exhausted"))?;
         }
         self.finished = last;
         let nonce = segment_nonce(&self.prefix, index, last);
@@ -253,7 +262,8 @@ impl StreamOpener {
 /// [`Error::Randomness`] if no nonce prefix can be drawn; [`Error::StreamState`] past 2³² segments.
 pub fn seal_all(key: AeadKey, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     let mut sealer = StreamSealer::new(key, aad)?;
-    let total = usize::try_from(encrypted_len(plaintext.len() as u64)).map_err(|_| Error::StreamState("stream too long"))?;
+    let total = usize::try_from(encrypted_len(plaintext.len() as u64))
+        .map_err(|_| Error::StreamState("stream too long"))?;
     let mut out = Vec::with_capacity(total);
     out.extend_from_slice(&sealer.header());
     let segments = segment_count(plaintext.len() as u64);
@@ -283,7 +293,11 @@ pub fn open_all(key: AeadKey, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
     for (index, segment) in (0..layout.segments()).zip(body.chunks(ENCRYPTED_SEGMENT_LEN)) {
         let start = out.len();
         out.extend_from_slice(segment);
-        let opened = opener.open_in_slice(index, out.get_mut(start..).ok_or(Error::Crypto)?, layout.is_last(index));
+        let opened = opener.open_in_slice(
+            index,
+            out.get_mut(start..).ok_or(Error::Crypto)?,
+            layout.is_last(index),
+        );
         match opened {
             Ok(len) => out.truncate(start + len),
             Err(e) => {
@@ -332,7 +346,9 @@ impl<W: Write> StreamWriter<W> {
     }
 
     fn seal_full_buffer(&mut self) -> io::Result<()> {
-        self.sealer.seal_segment_in_place(&mut self.buf, false).map_err(io::Error::other)?;
+        self.sealer
+            .seal_segment_in_place(&mut self.buf, false)
+            .map_err(io::Error::other)?;
         self.inner.write_all(&self.buf)?;
         self.buf.clear();
         Ok(())
@@ -349,7 +365,8 @@ impl<W: Write> Write for StreamWriter<W> {
             self.seal_full_buffer()?;
         }
         let take = (SEGMENT_LEN - self.buf.len()).min(data.len());
-        self.buf.extend_from_slice(data.get(..take).unwrap_or_default());
+        self.buf
+            .extend_from_slice(data.get(..take).unwrap_or_default());
         Ok(take)
     }
 
@@ -402,7 +419,10 @@ impl<R: Read> StreamReader<R> {
         self.raw.extend(carried);
         let start = self.raw.len();
         self.raw.resize(ENCRYPTED_SEGMENT_LEN + 1, 0);
-        let read = read_up_to(&mut self.inner, self.raw.get_mut(start..).unwrap_or_default())?;
+        let read = read_up_to(
+            &mut self.inner,
+            self.raw.get_mut(start..).unwrap_or_default(),
+        )?;
         let available = start + read;
         let last = available <= ENCRYPTED_SEGMENT_LEN;
         let segment_len = available.min(ENCRYPTED_SEGMENT_LEN);
@@ -438,7 +458,10 @@ impl<R: Read> Read for StreamReader<R> {
                 other => io::Error::new(io::ErrorKind::InvalidData, other),
             })?;
         }
-        let available = self.raw.get(self.plaintext_pos..self.plaintext_len).unwrap_or_default();
+        let available = self
+            .raw
+            .get(self.plaintext_pos..self.plaintext_len)
+            .unwrap_or_default();
         let n = available.len().min(out.len());
         out.get_mut(..n)
             .unwrap_or_default()
