@@ -10,8 +10,9 @@ use rsa::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
 };
 use rsa::sha2::Sha256;
-use rsa::traits::PublicKeyParts;
+use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 use rsa::{Oaep, PrivateKey, PublicKey};
+use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::secret::{SecretBytes, SecretString, redacted_debug};
@@ -132,6 +133,32 @@ impl RsaPrivateKey {
             .to_pkcs8_pem(LineEnding::LF)
             .map_err(|_| Error::KeyEncoding { kind: "pkcs8 pem" })?;
         Ok(SecretString::new(pem.as_str().to_owned()))
+    }
+
+    /// The canonical encoding of the key's secret: `k (u16) ‖ n (k bytes) ‖ min(p, q) (k bytes)`, big-endian,
+    /// where `k` is the modulus length in bytes and the prime is left-padded with zeros.
+    ///
+    /// The modulus and the smaller prime determine the key, and unlike PKCS#8 (whose private exponent may be
+    /// computed modulo φ(n) or λ(n), and whose primes come in either order) every tool gives the same bytes.
+    /// Tessera derives an owner's other secrets from them (DESIGN.md §5).
+    ///
+    /// # Errors
+    /// [`Error::Rsa`] if the key does not hold exactly two primes.
+    pub fn to_canonical_bytes(&self) -> Result<SecretBytes> {
+        let k = self.0.size();
+        let width = u16::try_from(k).map_err(|_| Error::Rsa)?;
+        let [p, q] = self.0.primes() else {
+            return Err(Error::Rsa);
+        };
+        let p = fixed_width_be(&p.to_be_bytes(), k)?;
+        let q = fixed_width_be(&q.to_be_bytes(), k)?;
+        // Fixed-width big-endian byte strings compare like the numbers they encode.
+        let smaller = if *p < *q { p } else { q };
+        let mut out = Vec::with_capacity(2 + 2 * k);
+        out.extend_from_slice(&width.to_be_bytes());
+        out.extend_from_slice(&fixed_width_be(&self.0.n_bytes(), k)?);
+        out.extend_from_slice(&smaller);
+        Ok(SecretBytes::new(out))
     }
 
     /// The public half.
@@ -269,6 +296,16 @@ impl WrappedKey {
     pub fn rsa_ciphertext(&self) -> &[u8] {
         self.0.get(2..).unwrap_or_default()
     }
+}
+
+/// Re-encodes a big-endian number in exactly `width` bytes.
+fn fixed_width_be(bytes: &[u8], width: usize) -> Result<Zeroizing<Vec<u8>>> {
+    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    let significant = bytes.get(first..).unwrap_or_default();
+    let pad = width.checked_sub(significant.len()).ok_or(Error::Rsa)?;
+    let mut out = Zeroizing::new(vec![0u8; pad]);
+    out.extend_from_slice(significant);
+    Ok(out)
 }
 
 fn modulus_bits(key: &impl PublicKeyParts) -> usize {

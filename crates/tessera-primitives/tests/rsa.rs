@@ -203,3 +203,31 @@ fn private_keys_never_print() {
         "RsaPublicKey(2048 bits)"
     );
 }
+
+#[test]
+fn canonical_bytes_do_not_depend_on_the_encoding_tool() {
+    // The same key from Python's PKCS#8 and from our own re-encoding gives the same canonical bytes.
+    let theirs = key2048();
+    let ours =
+        RsaPrivateKey::from_pkcs8_der(theirs.to_pkcs8_der().unwrap().expose_secret()).unwrap();
+    let canonical = theirs.to_canonical_bytes().unwrap();
+    assert_eq!(canonical, ours.to_canonical_bytes().unwrap());
+    assert_eq!(canonical.len(), 2 + 2 * 256);
+    assert_eq!(&canonical.expose_secret()[..2], &256u16.to_be_bytes());
+    // The modulus follows the length, then a prime that is half the modulus size, left-padded.
+    let spki = theirs.public_key().to_spki_der().unwrap();
+    let modulus = &canonical.expose_secret()[2..258];
+    assert!(spki.windows(256).any(|w| w == modulus));
+    assert!(
+        canonical.expose_secret()[258..258 + 128]
+            .iter()
+            .all(|b| *b == 0)
+    );
+    assert_ne!(
+        canonical,
+        RsaPrivateKey::from_pkcs8_pem(&fixture("rsa3072.pem"))
+            .unwrap()
+            .to_canonical_bytes()
+            .unwrap()
+    );
+}
