@@ -1,5 +1,12 @@
 //! Property tests: round trips for any input, and any byte string handed to an opener or decoder
 //! returns an error without panicking.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails loudly on the first broken expectation"
+)]
 
 use std::io::Read;
 use std::sync::OnceLock;

@@ -1,4 +1,11 @@
 //! RSA-OAEP key wrapping: generation, encodings, import policy and wrap/unwrap behaviour.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails loudly on the first broken expectation"
+)]
 
 use tessera_primitives::{Error, RsaKeySize, RsaPrivateKey, RsaPublicKey, WrappedKey};
 

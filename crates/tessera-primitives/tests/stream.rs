@@ -1,5 +1,12 @@
 //! Streaming AEAD: round trips through every API, random access, and detection of truncation,
 //! reordering, duplication and extension.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails loudly on the first broken expectation"
+)]
 
 use std::io::{Read, Write};
 

@@ -1,5 +1,12 @@
 //! Tamper tests: flipping any single byte of a sealed box, a wrapped key, a signature or a stream
 //! yields the one opaque error, never a panic and never plaintext.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails loudly on the first broken expectation"
+)]
 
 use tessera_primitives::stream::{
     self, ENCRYPTED_SEGMENT_LEN, HEADER_LEN, SEGMENT_LEN, StreamLayout, StreamOpener,
