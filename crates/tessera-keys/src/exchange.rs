@@ -1,0 +1,362 @@
+//! Exchange data: one secret shared by a delegator and a delegate, wrapped for each trusted key of both,
+//! committed and signed (DESIGN.md §5.2), and the keys derived from it (§5.3).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use tessera_primitives::{
+    AeadKey, Prk, Secret32, Signature, WrappedKey, hmac_sha256, verify_hmac_sha256,
+};
+
+use crate::canonical::Writer;
+use crate::error::{Error, Result};
+use crate::id::{
+    ACCESS_CONTROL_KEY_LEN, AccessControlKey, DelegationKey, EntityType, ExchangeDataId,
+    Fingerprint, FormatVersion, OwnerId, fixed_bytes, var_bytes,
+};
+use crate::owner::{OwnerKeys, SignatureBytes, UnwrapKey};
+use crate::trust::TrustedBundle;
+
+const TAG_EXCHANGE_DATA: &str = "tessera/v1/exchange-data";
+const TAG_COMMIT: &[u8] = b"tessera/v1/commit\0";
+pub(crate) const LABEL_EXCHANGE_KEY: &str = "tessera/v1/exchange-key";
+pub(crate) const LABEL_ACCESS: &str = "tessera/v1/access";
+pub(crate) const LABEL_ACK: &str = "tessera/v1/ack";
+
+/// A wrapped exchange secret as it travels: `version ‖ alg ‖ RSA-OAEP ciphertext`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WrappedSecret(#[serde(with = "var_bytes")] pub Vec<u8>);
+
+/// Exchange data, public and stored on the server: who shares with whom, the commitment to the secret,
+/// the delegator's signature, and the secret wrapped once per trusted key of both parties.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExchangeData {
+    version: FormatVersion,
+    id: ExchangeDataId,
+    delegator: OwnerId,
+    delegate: OwnerId,
+    created: u64,
+    #[serde(with = "fixed_bytes")]
+    commitment: [u8; 32],
+    signer: Fingerprint,
+    signature: SignatureBytes,
+    wrapped: BTreeMap<Fingerprint, WrappedSecret>,
+}
+
+impl ExchangeData {
+    /// Creates exchange data from `delegator` to `delegate` with a fresh secret, wrapped for the delegator's own key
+    /// and for every bundle in `recipients` (trusted keys of either party), and signs it.
+    ///
+    /// # Errors
+    /// [`Error::WrongOwner`] if a recipient belongs to neither party; [`Error::Malformed`] if no recipient belongs
+    /// to the delegate; [`Error::Primitive`] if randomness or wrapping fails.
+    pub fn create(
+        delegator: &OwnerKeys,
+        delegate: OwnerId,
+        recipients: &[&TrustedBundle],
+        created: u64,
+    ) -> Result<(Self, ExchangeSecret)> {
+        for recipient in recipients {
+            if recipient.owner() != delegate && recipient.owner() != delegator.owner() {
+                return Err(Error::WrongOwner {
+                    fingerprint: recipient.fingerprint(),
+                    expected: delegate,
+                    found: recipient.owner(),
+                });
+            }
+        }
+        if !recipients.iter().any(|r| r.owner() == delegate) && delegate != delegator.owner() {
+            return Err(Error::Malformed {
+                what: "exchange data",
+                reason: "no trusted key of the delegate to wrap the secret for",
+            });
+        }
+        let id = ExchangeDataId::generate()?;
+        let secret = Secret32::generate()?;
+        let mut data = Self {
+            version: FormatVersion::V1,
+            id,
+            delegator: delegator.owner(),
+            delegate,
+            created,
+            commitment: commitment(&secret, &id),
+            signer: delegator.fingerprint(),
+            signature: SignatureBytes([0; 64]),
+            wrapped: BTreeMap::new(),
+        };
+        data.signature = SignatureBytes(delegator.sign(&data.canonical_bytes()).to_bytes());
+        let own_key = delegator.rsa_private_key().public_key();
+        data.insert_wrap(&secret, delegator.fingerprint(), &own_key)?;
+        for recipient in recipients {
+            data.insert_wrap(
+                &secret,
+                recipient.fingerprint(),
+                recipient.bundle().rsa_public_key(),
+            )?;
+        }
+        let opened = ExchangeSecret::new(id, data.delegator, delegate, secret, true);
+        Ok((data, opened))
+    }
+
+    /// The id.
+    pub fn id(&self) -> ExchangeDataId {
+        self.id
+    }
+
+    /// The owner that created and signed it, and that encrypts new data with it.
+    pub fn delegator(&self) -> OwnerId {
+        self.delegator
+    }
+
+    /// The owner it shares with.
+    pub fn delegate(&self) -> OwnerId {
+        self.delegate
+    }
+
+    /// Creation time, in seconds since the Unix epoch.
+    pub fn created(&self) -> u64 {
+        self.created
+    }
+
+    /// Fingerprint of the delegator bundle that signed it.
+    pub fn signer(&self) -> Fingerprint {
+        self.signer
+    }
+
+    /// Fingerprints of the keys the secret is wrapped for.
+    pub fn wrapped_for(&self) -> impl Iterator<Item = Fingerprint> + '_ {
+        self.wrapped.keys().copied()
+    }
+
+    /// The canonical bytes the delegator signs (docs/formats.md); the wraps are not part of them.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        Writer::new(TAG_EXCHANGE_DATA)
+            .u8(self.version.get())
+            .fixed(self.id.as_bytes())
+            .fixed(self.delegator.as_bytes())
+            .fixed(self.delegate.as_bytes())
+            .u64(self.created)
+            .fixed(&self.commitment)
+            .fixed(self.signer.as_bytes())
+            .finish()
+    }
+
+    /// Checks the delegator's signature with `signer`, a trusted bundle of the delegator.
+    ///
+    /// # Errors
+    /// [`Error::WrongOwner`] if `signer` is not the delegator's; [`Error::Crypto`] if it is not the bundle that
+    /// signed or the signature does not verify.
+    pub fn verify(&self, signer: &TrustedBundle) -> Result<()> {
+        if signer.owner() != self.delegator {
+            return Err(Error::WrongOwner {
+                fingerprint: signer.fingerprint(),
+                expected: self.delegator,
+                found: signer.owner(),
+            });
+        }
+        if signer.fingerprint() != self.signer {
+            return Err(Error::Crypto);
+        }
+        signer
+            .bundle()
+            .verifying_key()
+            .verify(&self.canonical_bytes(), &Signature::from(self.signature.0))
+            .map_err(Error::from_primitive)
+    }
+
+    /// Verifies the signature first, then unwraps the secret with `key` and checks it against the commitment.
+    ///
+    /// # Security
+    /// The private key is used only after the signature verified (verify-then-decrypt), so a forged exchange
+    /// data never reaches it; a forged wrap is caught by the commitment.
+    ///
+    /// # Errors
+    /// As [`ExchangeData::verify`]; [`Error::NoWrapForKey`] if nothing is wrapped for `key`;
+    /// [`Error::Crypto`] if the wrap does not unwrap or does not match the commitment.
+    pub fn open(&self, key: &impl UnwrapKey, signer: &TrustedBundle) -> Result<ExchangeSecret> {
+        self.verify(signer)?;
+        let fingerprint = key.fingerprint();
+        let wrapped = self
+            .wrapped
+            .get(&fingerprint)
+            .ok_or(Error::NoWrapForKey(fingerprint))?;
+        let unwrapped = key.unwrap_key(
+            &WrappedKey::from_bytes(wrapped.0.clone()),
+            &wrap_label(&self.id, &fingerprint),
+        )?;
+        let secret = Secret32::try_from(unwrapped.expose_secret()).map_err(|_| Error::Crypto)?;
+        self.check_commitment(&secret)?;
+        let self_signed = key.owner() == self.delegator;
+        Ok(ExchangeSecret::new(
+            self.id,
+            self.delegator,
+            self.delegate,
+            secret,
+            self_signed,
+        ))
+    }
+
+    /// Wraps the secret for another trusted key of either party ("give access back"), without re-signing.
+    ///
+    /// # Errors
+    /// [`Error::ExchangeMismatch`] if `secret` belongs to other exchange data or fails the commitment;
+    /// [`Error::WrongOwner`] if `bundle` belongs to neither party.
+    pub fn add_wrap(&mut self, secret: &ExchangeSecret, bundle: &TrustedBundle) -> Result<()> {
+        if secret.id != self.id || self.check_commitment(&secret.secret).is_err() {
+            return Err(Error::ExchangeMismatch);
+        }
+        if bundle.owner() != self.delegator && bundle.owner() != self.delegate {
+            return Err(Error::WrongOwner {
+                fingerprint: bundle.fingerprint(),
+                expected: self.delegate,
+                found: bundle.owner(),
+            });
+        }
+        self.insert_wrap(
+            &secret.secret,
+            bundle.fingerprint(),
+            bundle.bundle().rsa_public_key(),
+        )
+    }
+
+    fn insert_wrap(
+        &mut self,
+        secret: &Secret32,
+        fingerprint: Fingerprint,
+        key: &tessera_primitives::RsaPublicKey,
+    ) -> Result<()> {
+        let wrapped = key.wrap(secret.expose_secret(), &wrap_label(&self.id, &fingerprint))?;
+        self.wrapped
+            .insert(fingerprint, WrappedSecret(wrapped.as_bytes().to_vec()));
+        Ok(())
+    }
+
+    fn check_commitment(&self, secret: &Secret32) -> Result<()> {
+        verify_hmac_sha256(
+            secret.expose_secret(),
+            &commitment_message(&self.id),
+            &self.commitment,
+        )
+        .map_err(Error::from_primitive)
+    }
+}
+
+/// `HMAC-SHA-256(S, "tessera/v1/commit" ‖ 0x00 ‖ id)`.
+fn commitment(secret: &Secret32, id: &ExchangeDataId) -> [u8; 32] {
+    hmac_sha256(secret.expose_secret(), &commitment_message(id))
+}
+
+fn commitment_message(id: &ExchangeDataId) -> [u8; TAG_COMMIT.len() + 16] {
+    let mut message = [0u8; TAG_COMMIT.len() + 16];
+    let (tag, rest) = message.split_at_mut(TAG_COMMIT.len());
+    tag.copy_from_slice(TAG_COMMIT);
+    rest.copy_from_slice(id.as_bytes());
+    message
+}
+
+/// OAEP label of a wrap: `id ‖ fingerprint`, binding the wrap to its exchange data and its key.
+fn wrap_label(id: &ExchangeDataId, fingerprint: &Fingerprint) -> [u8; 48] {
+    let mut label = [0u8; 48];
+    let (head, tail) = label.split_at_mut(16);
+    head.copy_from_slice(id.as_bytes());
+    tail.copy_from_slice(fingerprint.as_bytes());
+    label
+}
+
+/// An opened exchange data: its secret and the keys derived from it, cached.
+///
+/// # Security
+/// Holds the exchange secret; wiped on drop, never printed.
+#[derive(Clone)]
+pub struct ExchangeSecret {
+    id: ExchangeDataId,
+    delegator: OwnerId,
+    delegate: OwnerId,
+    secret: Secret32,
+    self_signed: bool,
+    exchange_key: AeadKey,
+    access_secret: Prk,
+}
+
+crate::redacted_debug!(ExchangeSecret);
+
+impl ExchangeSecret {
+    pub(crate) fn new(
+        id: ExchangeDataId,
+        delegator: OwnerId,
+        delegate: OwnerId,
+        secret: Secret32,
+        self_signed: bool,
+    ) -> Self {
+        let prk = Prk::from_secret(secret.clone());
+        Self {
+            id,
+            delegator,
+            delegate,
+            exchange_key: prk.derive_aead_key(LABEL_EXCHANGE_KEY, id.as_bytes()),
+            access_secret: Prk::from_secret(prk.derive_secret32(LABEL_ACCESS, id.as_bytes())),
+            secret,
+            self_signed,
+        }
+    }
+
+    /// Id of the exchange data.
+    pub fn id(&self) -> ExchangeDataId {
+        self.id
+    }
+
+    /// The delegator.
+    pub fn delegator(&self) -> OwnerId {
+        self.delegator
+    }
+
+    /// The delegate.
+    pub fn delegate(&self) -> OwnerId {
+        self.delegate
+    }
+
+    /// Whether the owner that opened it also signed it, which it must have to encrypt new data with it.
+    pub fn is_self_signed(&self) -> bool {
+        self.self_signed
+    }
+
+    /// The exchange key, to seal new entity keys, secret ids and owning-entity ids for the delegate.
+    ///
+    /// # Errors
+    /// [`Error::NotSignedBySelf`] unless the owner using it signed this exchange data (DESIGN.md §5.2).
+    pub fn sealing_key(&self) -> Result<&AeadKey> {
+        if self.self_signed {
+            Ok(&self.exchange_key)
+        } else {
+            Err(Error::NotSignedBySelf)
+        }
+    }
+
+    /// The exchange key, to open what the delegator sealed.
+    pub fn opening_key(&self) -> &AeadKey {
+        &self.exchange_key
+    }
+
+    /// The access-control key for entities of `entity_type` shared through this exchange data.
+    pub fn access_control_key(&self, entity_type: &EntityType) -> AccessControlKey {
+        let mut bytes = [0u8; ACCESS_CONTROL_KEY_LEN];
+        // 16 bytes is far below HKDF's limit, so expansion cannot fail.
+        let _ =
+            self.access_secret
+                .expand_label(LABEL_ACK, entity_type.as_str().as_bytes(), &mut bytes);
+        let key = AccessControlKey::from_bytes(bytes);
+        zeroize::Zeroize::zeroize(&mut bytes);
+        key
+    }
+
+    /// The delegation key the server stores for entities of `entity_type` shared through this exchange data.
+    pub fn delegation_key(&self, entity_type: &EntityType) -> DelegationKey {
+        self.access_control_key(entity_type).delegation_key()
+    }
+
+    /// The raw secret, for the key bag.
+    pub(crate) fn secret(&self) -> &Secret32 {
+        &self.secret
+    }
+}

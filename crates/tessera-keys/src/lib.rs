@@ -1,0 +1,48 @@
+#![doc = include_str!("../README.md")]
+
+/// Implements `Debug` as `[redacted]` for a type holding secrets.
+macro_rules! redacted_debug {
+    ($ty:ty) => {
+        impl ::core::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.write_str("[redacted]")
+            }
+        }
+    };
+}
+pub(crate) use redacted_debug;
+
+mod canonical;
+mod error;
+mod exchange;
+mod id;
+mod keybag;
+mod owner;
+mod trust;
+
+pub use crate::error::{Error, Result};
+pub use crate::exchange::{ExchangeData, ExchangeSecret, WrappedSecret};
+pub use crate::id::{
+    ACCESS_CONTROL_KEY_LEN, AccessControlKey, DelegationKey, EntityType, ExchangeDataId,
+    Fingerprint, FormatVersion, KeyBagEntryId, OwnerId,
+};
+pub use crate::keybag::{KeyBag, KeyBagEntry};
+pub use crate::owner::{
+    ChainLink, KeyBundle, Owner, OwnerKeys, OwnerKind, SignatureBytes, UnwrapKey,
+};
+pub use crate::trust::{CallbackTrust, PinnedFingerprints, Tofu, TrustPolicy, TrustedBundle};
+
+/// Every public type can cross threads.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<OwnerKeys>();
+    assert_send_sync::<KeyBundle>();
+    assert_send_sync::<TrustedBundle>();
+    assert_send_sync::<ExchangeData>();
+    assert_send_sync::<ExchangeSecret>();
+    assert_send_sync::<KeyBag>();
+    assert_send_sync::<KeyBagEntry>();
+    assert_send_sync::<Tofu>();
+    assert_send_sync::<Error>();
+    assert_send_sync::<AccessControlKey>();
+};
