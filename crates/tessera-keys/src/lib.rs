@@ -19,6 +19,8 @@ mod id;
 mod keybag;
 mod owner;
 mod trust;
+#[cfg(feature = "test-utils")]
+pub mod vectors;
 
 pub use crate::error::{Error, Result};
 pub use crate::exchange::{ExchangeData, ExchangeSecret, WrappedSecret};

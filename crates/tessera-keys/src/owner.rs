@@ -300,6 +300,11 @@ impl KeyBundle {
         self.created
     }
 
+    /// The self-signature's 64 bytes.
+    pub fn self_signature_bytes(&self) -> [u8; 64] {
+        self.self_signature.to_bytes()
+    }
+
     /// The link to the older bundle that signed this one, if any.
     pub fn chain(&self) -> Option<&ChainLink> {
         self.chain.as_ref()
