@@ -90,7 +90,11 @@ impl ExchangeVector {
     ///
     /// # Errors
     /// If an entity type of [`VECTOR_ENTITY_TYPES`] is invalid (it is not).
-    pub fn compute(data: &ExchangeData, secret: &ExchangeSecret, delegate: &OwnerKeys) -> Result<Self> {
+    pub fn compute(
+        data: &ExchangeData,
+        secret: &ExchangeSecret,
+        delegate: &OwnerKeys,
+    ) -> Result<Self> {
         let access = VECTOR_ENTITY_TYPES
             .iter()
             .map(|name| {

@@ -1,0 +1,101 @@
+//! `cargo xtask ci`: every check CI runs, in order, stopping at the first failure.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use crate::util::{self, cargo};
+use crate::{deny, layers};
+
+/// Options of `cargo xtask ci`.
+pub(crate) struct Options {
+    skip_deny: bool,
+}
+
+impl Options {
+    /// Parses the arguments after `ci`.
+    pub(crate) fn parse(args: &[String]) -> Result<Self> {
+        let mut options = Self { skip_deny: false };
+        for arg in args {
+            match arg.as_str() {
+                "--skip-deny" => options.skip_deny = true,
+                other => {
+                    bail!("unknown option `{other}` for `cargo xtask ci` (known: --skip-deny)")
+                }
+            }
+        }
+        Ok(options)
+    }
+}
+
+type Step = fn(&Path) -> Result<()>;
+
+/// Runs the checks. The cheap static ones come first so that a formatting or layering mistake fails in seconds.
+pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
+    let mut steps: Vec<(&str, Step)> = vec![
+        ("rustfmt", fmt),
+        ("layer check", layers::run),
+        ("clippy", clippy),
+        ("tests", tests),
+        ("doctests", doctests),
+        ("rustdoc", rustdoc),
+    ];
+    if options.skip_deny {
+        println!("(--skip-deny: cargo-deny will not run)");
+    } else {
+        steps.push(("cargo-deny", deny::run));
+    }
+    let count = steps.len();
+    for (index, (name, step)) in steps.into_iter().enumerate() {
+        util::header(&format!("[{}/{count}] {name}", index + 1));
+        step(root).with_context(|| format!("CI step `{name}` failed"))?;
+    }
+    println!("\nall {count} CI steps passed");
+    Ok(())
+}
+
+fn fmt(root: &Path) -> Result<()> {
+    util::run(cargo(root).args(["fmt", "--all", "--", "--check"]))
+        .context("formatting differs; run `cargo fmt --all`")
+}
+
+fn clippy(root: &Path) -> Result<()> {
+    util::run(cargo(root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--",
+        "-D",
+        "warnings",
+    ]))
+}
+
+/// Unit, integration and binary tests: cargo-nextest when it is installed, else `cargo test` (doctests run separately).
+fn tests(root: &Path) -> Result<()> {
+    if util::succeeds(cargo(root).args(["nextest", "--version"])) {
+        util::run(cargo(root).args(["nextest", "run", "--workspace", "--all-features"]))
+    } else {
+        println!("cargo-nextest is not installed; falling back to `cargo test`");
+        util::run(cargo(root).args([
+            "test",
+            "--workspace",
+            "--all-features",
+            "--lib",
+            "--bins",
+            "--tests",
+        ]))
+    }
+}
+
+fn doctests(root: &Path) -> Result<()> {
+    util::run(cargo(root).args(["test", "--workspace", "--all-features", "--doc"]))
+}
+
+fn rustdoc(root: &Path) -> Result<()> {
+    util::run(
+        cargo(root)
+            .args(["doc", "--workspace", "--all-features", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )
+}
