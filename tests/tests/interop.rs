@@ -1,6 +1,8 @@
 //! Interoperability with implementations we did not write: Python's `cryptography` package and the
 //! system's `openssl` command open our AES-GCM sealed boxes and RSA-OAEP wraps, and we open theirs.
 //!
+//! Python also re-derives an owner's keys from its RSA key, following docs/formats.md alone.
+//!
 //! A peer that is not installed is skipped with a message; if neither is installed the test fails
 //! unless `TESSERA_ALLOW_NO_INTEROP_PEER=1` is set, because `.ci/run` installs `cryptography`.
 
@@ -147,6 +149,31 @@ fn python_cryptography_interoperates() -> Result<()> {
             .key
             .unwrap(&WrappedKey::from_rsa_ciphertext(&theirs), b"other label")
             .is_err()
+    );
+    Ok(())
+}
+
+#[test]
+fn python_reproduces_the_owner_key_derivation() -> Result<()> {
+    let Some(peer) = python_peer() else {
+        return skip_or_fail("python3 with the `cryptography` package");
+    };
+    // A fresh key each run: Python derives the signing and self keys from the PKCS#8 file on its own (P5).
+    let files = KeyFiles::new()?;
+    let owner =
+        tessera_keys::OwnerKeys::derive(tessera_keys::OwnerId::generate()?, files.key.clone(), 0)?;
+    let script = peer.with_file_name("derive.py");
+    let out = String::from_utf8(run(Command::new("python3")
+        .arg(script)
+        .arg(files.path("key.pem")))?)?;
+    let expected = format!(
+        "{} {}",
+        hex::encode(owner.verifying_key().as_bytes()),
+        hex::encode(owner.self_key().expose_secret())
+    );
+    ensure!(
+        out.trim() == expected,
+        "python derived {out}, we derived {expected}"
     );
     Ok(())
 }
