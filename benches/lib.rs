@@ -1,1 +1,1 @@
-//! Criterion benchmarks of Tessera; see `primitives.rs`.
+//! Criterion benchmarks of Tessera: `primitives.rs` (crypto layer against raw ring) and `keys.rs` (key hierarchy).
