@@ -384,7 +384,10 @@ pub struct StreamReader<R: Read> {
     opener: StreamOpener,
     inner: R,
     index: u32,
+    /// One encrypted segment plus one look-ahead byte, allocated once.
     raw: Vec<u8>,
+    /// Whether `raw[ENCRYPTED_SEGMENT_LEN]` holds the first byte of the next segment.
+    carried: bool,
     plaintext_pos: usize,
     plaintext_len: usize,
     done: bool,
@@ -404,7 +407,8 @@ impl<R: Read> StreamReader<R> {
             opener: StreamOpener::new(key, &header, aad)?,
             inner,
             index: 0,
-            raw: Vec::with_capacity(ENCRYPTED_SEGMENT_LEN + 1),
+            raw: vec![0; ENCRYPTED_SEGMENT_LEN + 1],
+            carried: false,
             plaintext_pos: 0,
             plaintext_len: 0,
             done: false,
@@ -414,11 +418,12 @@ impl<R: Read> StreamReader<R> {
     /// Reads and opens the next segment into `raw[..plaintext_len]`.
     fn next_segment(&mut self) -> Result<()> {
         // Read one byte beyond a full segment: if it exists, this segment is not the last.
-        let carried = self.raw.get(ENCRYPTED_SEGMENT_LEN).copied();
-        self.raw.clear();
-        self.raw.extend(carried);
-        let start = self.raw.len();
-        self.raw.resize(ENCRYPTED_SEGMENT_LEN + 1, 0);
+        let start = if self.carried {
+            self.raw.copy_within(ENCRYPTED_SEGMENT_LEN.., 0);
+            1
+        } else {
+            0
+        };
         let read = read_up_to(
             &mut self.inner,
             self.raw.get_mut(start..).unwrap_or_default(),
@@ -432,6 +437,7 @@ impl<R: Read> StreamReader<R> {
             zeroize::Zeroize::zeroize(&mut self.raw);
             self.done = true;
         })?;
+        self.carried = !last;
         self.plaintext_len = plaintext_len;
         self.plaintext_pos = 0;
         self.done = last;
@@ -447,16 +453,22 @@ impl<R: Read> StreamReader<R> {
     }
 }
 
+impl<R: Read> StreamReader<R> {
+    fn next_segment_io(&mut self) -> io::Result<()> {
+        self.next_segment().map_err(|e| match e {
+            Error::Io(io) => io,
+            other => io::Error::new(io::ErrorKind::InvalidData, other),
+        })
+    }
+}
+
 impl<R: Read> Read for StreamReader<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.plaintext_pos == self.plaintext_len {
             if self.done {
                 return Ok(0);
             }
-            self.next_segment().map_err(|e| match e {
-                Error::Io(io) => io,
-                other => io::Error::new(io::ErrorKind::InvalidData, other),
-            })?;
+            self.next_segment_io()?;
         }
         let available = self
             .raw
@@ -468,6 +480,23 @@ impl<R: Read> Read for StreamReader<R> {
             .copy_from_slice(available.get(..n).unwrap_or_default());
         self.plaintext_pos += n;
         Ok(n)
+    }
+
+    /// Appends whole opened segments, skipping the zero-filled scratch space of the default implementation.
+    fn read_to_end(&mut self, out: &mut Vec<u8>) -> io::Result<usize> {
+        let start = out.len();
+        loop {
+            let available = self
+                .raw
+                .get(self.plaintext_pos..self.plaintext_len)
+                .unwrap_or_default();
+            out.extend_from_slice(available);
+            self.plaintext_pos = self.plaintext_len;
+            if self.done {
+                return Ok(out.len() - start);
+            }
+            self.next_segment_io()?;
+        }
     }
 }
 
