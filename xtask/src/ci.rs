@@ -30,14 +30,13 @@ impl Options {
 
 type Step = fn(&Path) -> Result<()>;
 
-/// Runs the checks. The cheap static ones come first so that a formatting or layering mistake fails in seconds.
+/// Runs the checks. The cheap static ones come first so that a formatting or layering mistake fails in seconds;
+/// the test suite comes last, so that its runner's summary closes the output CI reads.
 pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
     let mut steps: Vec<(&str, Step)> = vec![
         ("rustfmt", fmt),
         ("layer check", layers::run),
         ("clippy", clippy),
-        ("tests", tests),
-        ("doctests", doctests),
         ("rustdoc", rustdoc),
     ];
     if options.skip_deny {
@@ -45,6 +44,8 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
     } else {
         steps.push(("cargo-deny", deny::run));
     }
+    steps.push(("doctests", doctests));
+    steps.push(("tests", tests));
     let count = steps.len();
     for (index, (name, step)) in steps.into_iter().enumerate() {
         util::header(&format!("[{}/{count}] {name}", index + 1));
