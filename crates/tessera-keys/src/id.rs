@@ -153,12 +153,14 @@ impl<'de> Deserialize<'de> for FormatVersion {
     }
 }
 
-/// A data owner's id: a random (version 4) UUID.
+/// A random (version 4) UUID: the shape of owner, entity and attachment ids.
+///
+/// Displayed and parsed in the hyphenated lowercase form; on the wire a string in JSON and 16 bytes in bincode.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct OwnerId([u8; 16]);
+pub struct Uuid([u8; 16]);
 
-impl OwnerId {
-    /// Draws a new random id.
+impl Uuid {
+    /// Draws a new random UUID.
     ///
     /// # Errors
     /// [`Error::Primitive`] if the operating system's generator fails.
@@ -169,18 +171,18 @@ impl OwnerId {
         Ok(Self(bytes))
     }
 
-    /// The id with these 16 bytes.
-    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+    /// The UUID with these 16 bytes.
+    pub const fn from_bytes(bytes: [u8; 16]) -> Self {
         Self(bytes)
     }
 
     /// The 16 bytes.
-    pub fn as_bytes(&self) -> &[u8; 16] {
+    pub const fn as_bytes(&self) -> &[u8; 16] {
         &self.0
     }
 }
 
-impl fmt::Display for OwnerId {
+impl fmt::Display for Uuid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let h = hex(&self.0);
         let part = |r: std::ops::Range<usize>| h.get(r).unwrap_or_default();
@@ -196,20 +198,20 @@ impl fmt::Display for OwnerId {
     }
 }
 
-impl fmt::Debug for OwnerId {
+impl fmt::Debug for Uuid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "OwnerId({self})")
+        write!(f, "Uuid({self})")
     }
 }
 
-impl FromStr for OwnerId {
+impl FromStr for Uuid {
     type Err = Error;
 
     /// Parses the hyphenated lowercase form `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
     fn from_str(text: &str) -> Result<Self> {
         let malformed = Error::Malformed {
-            what: "owner id",
-            reason: "expected a hyphenated lowercase uuid",
+            what: "uuid",
+            reason: "expected the hyphenated lowercase form",
         };
         let groups: Vec<&str> = text.split('-').collect();
         if groups.iter().map(|g| g.len()).collect::<Vec<_>>() != [8, 4, 4, 4, 12] {
@@ -217,14 +219,14 @@ impl FromStr for OwnerId {
         }
         let bytes = unhex(&groups.concat()).ok_or(malformed)?;
         let array: [u8; 16] = bytes.try_into().map_err(|_| Error::Malformed {
-            what: "owner id",
+            what: "uuid",
             reason: "expected 16 bytes",
         })?;
         Ok(Self(array))
     }
 }
 
-impl Serialize for OwnerId {
+impl Serialize for Uuid {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
         if serializer.is_human_readable() {
             serializer.collect_str(self)
@@ -234,7 +236,7 @@ impl Serialize for OwnerId {
     }
 }
 
-impl<'de> Deserialize<'de> for OwnerId {
+impl<'de> Deserialize<'de> for Uuid {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
         if deserializer.is_human_readable() {
             let text = String::deserialize(deserializer)?;
@@ -244,6 +246,63 @@ impl<'de> Deserialize<'de> for OwnerId {
         }
     }
 }
+
+/// Defines an id type that is a [`Uuid`] with a meaning: `generate`, `from_bytes`, `as_bytes`, `Display`,
+/// `FromStr` and serde, all delegating to the UUID. Used for owner ids here and for entity and attachment ids above.
+#[macro_export]
+macro_rules! uuid_id {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name($crate::Uuid);
+
+        impl $name {
+            /// Draws a new random id.
+            ///
+            /// # Errors
+            /// If the operating system's generator fails.
+            pub fn generate() -> ::core::result::Result<Self, $crate::Error> {
+                $crate::Uuid::generate().map(Self)
+            }
+
+            /// The id with these 16 bytes.
+            pub const fn from_bytes(bytes: [u8; 16]) -> Self {
+                Self($crate::Uuid::from_bytes(bytes))
+            }
+
+            /// The 16 bytes.
+            pub const fn as_bytes(&self) -> &[u8; 16] {
+                self.0.as_bytes()
+            }
+        }
+
+        impl ::core::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                ::core::fmt::Display::fmt(&self.0, f)
+            }
+        }
+
+        impl ::core::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.0)
+            }
+        }
+
+        impl ::core::str::FromStr for $name {
+            type Err = $crate::Error;
+
+            fn from_str(text: &str) -> ::core::result::Result<Self, $crate::Error> {
+                text.parse().map(Self)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// A data owner's id: a random (version 4) UUID.
+    OwnerId
+);
 
 /// Defines a fixed-size public byte identifier with hex `Display`/`Debug` and hex-or-bytes serde.
 macro_rules! byte_id {

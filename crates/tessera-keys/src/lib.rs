@@ -26,7 +26,7 @@ pub use crate::error::{Error, Result};
 pub use crate::exchange::{ExchangeData, ExchangeSecret, WrappedSecret};
 pub use crate::id::{
     ACCESS_CONTROL_KEY_LEN, AccessControlKey, DelegationKey, EntityType, ExchangeDataId,
-    Fingerprint, FormatVersion, KeyBagEntryId, OwnerId,
+    Fingerprint, FormatVersion, KeyBagEntryId, OwnerId, Uuid,
 };
 pub use crate::keybag::{KeyBag, KeyBagEntry};
 pub use crate::owner::{
