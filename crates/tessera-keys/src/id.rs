@@ -11,18 +11,27 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use crate::error::{Error, Result};
 
 /// Fixed-size byte arrays on the wire: lowercase hex in human-readable formats (JSON), raw bytes otherwise (bincode).
-pub(crate) mod fixed_bytes {
+/// Use with `#[serde(with = "tessera_keys::wire::fixed_bytes")]`.
+pub mod fixed_bytes {
     use serde::de::Error as _;
     use serde::{Deserializer, Serializer};
 
-    pub(crate) fn serialize<S: Serializer, const N: usize>(
+    /// Serializes `bytes`.
+    ///
+    /// # Errors
+    /// As the serializer.
+    pub fn serialize<S: Serializer, const N: usize>(
         bytes: &[u8; N],
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
         super::var_bytes::serialize(bytes, serializer)
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+    /// Deserializes exactly `N` bytes.
+    ///
+    /// # Errors
+    /// A wrong length or invalid hex.
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
         deserializer: D,
     ) -> Result<[u8; N], D::Error> {
         let bytes = super::var_bytes::deserialize(deserializer)?;
@@ -34,11 +43,16 @@ pub(crate) mod fixed_bytes {
 }
 
 /// Variable-length byte strings on the wire: lowercase hex in human-readable formats, raw bytes otherwise.
-pub(crate) mod var_bytes {
+/// Use with `#[serde(with = "tessera_keys::wire::var_bytes")]`.
+pub mod var_bytes {
     use serde::de::{Error as _, Visitor};
     use serde::{Deserializer, Serializer};
 
-    pub(crate) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+    /// Serializes `bytes`.
+    ///
+    /// # Errors
+    /// As the serializer.
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
         if serializer.is_human_readable() {
             serializer.serialize_str(&super::hex(bytes))
         } else {
@@ -46,9 +60,11 @@ pub(crate) mod var_bytes {
         }
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Vec<u8>, D::Error> {
+    /// Deserializes a byte string.
+    ///
+    /// # Errors
+    /// Invalid hex or a value that is not a byte string.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
         struct BytesVisitor;
         impl<'de> Visitor<'de> for BytesVisitor {
             type Value = Vec<u8>;
@@ -84,7 +100,8 @@ pub(crate) mod var_bytes {
     }
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
     let digit = |nibble: u8| char::from_digit(u32::from(nibble), 16).unwrap_or('0');
     let mut out = String::with_capacity(bytes.len() * 2);
     for byte in bytes {
@@ -305,11 +322,24 @@ uuid_id!(
 );
 
 /// Defines a fixed-size public byte identifier with hex `Display`/`Debug` and hex-or-bytes serde.
+#[macro_export]
 macro_rules! byte_id {
     ($(#[$meta:meta])* $name:ident, $len:expr) => {
         $(#[$meta])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        pub struct $name(#[serde(with = "fixed_bytes")] [u8; $len]);
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name([u8; $len]);
+
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error> {
+                $crate::wire::fixed_bytes::serialize(&self.0, serializer)
+            }
+        }
+
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> ::core::result::Result<Self, D::Error> {
+                $crate::wire::fixed_bytes::deserialize(deserializer).map(Self)
+            }
+        }
 
         impl $name {
             /// The value with these bytes.
@@ -323,23 +353,23 @@ macro_rules! byte_id {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&hex(&self.0))
+        impl ::core::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.write_str(&$crate::wire::hex(&self.0))
             }
         }
 
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::core::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 write!(f, "{}({})", stringify!($name), self)
             }
         }
 
         impl TryFrom<&[u8]> for $name {
-            type Error = Error;
+            type Error = $crate::Error;
 
-            fn try_from(bytes: &[u8]) -> Result<Self> {
-                bytes.try_into().map(Self).map_err(|_| Error::Malformed {
+            fn try_from(bytes: &[u8]) -> ::core::result::Result<Self, $crate::Error> {
+                bytes.try_into().map(Self).map_err(|_| $crate::Error::Malformed {
                     what: stringify!($name),
                     reason: "wrong length",
                 })

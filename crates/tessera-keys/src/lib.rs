@@ -19,6 +19,11 @@ mod id;
 mod keybag;
 mod owner;
 mod trust;
+
+/// Serde helpers for byte fields shared by the layers above: lowercase hex in JSON, raw bytes in bincode.
+pub mod wire {
+    pub use crate::id::{fixed_bytes, hex, var_bytes};
+}
 #[cfg(feature = "test-utils")]
 pub mod vectors;
 
