@@ -1,0 +1,100 @@
+//! What an owner can open: its exchange secrets, indexed by the delegation keys they produce per entity type.
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use tessera_keys::{AccessControlKey, DelegationKey, EntityType, ExchangeSecret, KeyBag, OwnerId};
+
+/// An owner's exchange secrets and, per entity type, the delegation keys they give (computed once per type).
+#[derive(Debug)]
+pub struct AccessIndex {
+    owner: OwnerId,
+    secrets: Vec<ExchangeSecret>,
+    by_type: RwLock<HashMap<EntityType, Arc<HashMap<DelegationKey, usize>>>>,
+}
+
+impl AccessIndex {
+    /// The index of `owner`'s exchange secrets (as delegator or delegate).
+    pub fn new(owner: OwnerId, secrets: impl IntoIterator<Item = ExchangeSecret>) -> Self {
+        Self {
+            owner,
+            secrets: secrets.into_iter().collect(),
+            by_type: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The index of every secret in an opened key bag.
+    pub fn from_key_bag(bag: &KeyBag) -> Self {
+        Self::new(bag.owner(), bag.iter().cloned())
+    }
+
+    /// The owner.
+    pub fn owner(&self) -> OwnerId {
+        self.owner
+    }
+
+    /// Adds a secret (after creating or opening exchange data).
+    pub fn insert(&mut self, secret: ExchangeSecret) {
+        self.secrets.push(secret);
+        self.by_type
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// The secret behind `delegation_key` for entities of `entity_type`, if this owner holds it.
+    pub fn lookup(
+        &self,
+        entity_type: &EntityType,
+        delegation_key: &DelegationKey,
+    ) -> Option<&ExchangeSecret> {
+        let index = self.index(entity_type);
+        index.get(delegation_key).and_then(|i| self.secrets.get(*i))
+    }
+
+    /// Every delegation key this owner can open for `entity_type`.
+    pub fn delegation_keys(&self, entity_type: &EntityType) -> Vec<DelegationKey> {
+        self.index(entity_type).keys().copied().collect()
+    }
+
+    /// Every access-control key of this owner for `entity_type`, to present to a server.
+    pub fn access_control_keys(&self, entity_type: &EntityType) -> Vec<AccessControlKey> {
+        self.secrets
+            .iter()
+            .map(|s| s.access_control_key(entity_type))
+            .collect()
+    }
+
+    /// Number of secrets.
+    pub fn len(&self) -> usize {
+        self.secrets.len()
+    }
+
+    /// Whether the index holds no secret.
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
+
+    fn index(&self, entity_type: &EntityType) -> Arc<HashMap<DelegationKey, usize>> {
+        if let Some(index) = self
+            .by_type
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(entity_type)
+        {
+            return Arc::clone(index);
+        }
+        let index: Arc<HashMap<DelegationKey, usize>> = Arc::new(
+            self.secrets
+                .iter()
+                .enumerate()
+                .map(|(i, secret)| (secret.delegation_key(entity_type), i))
+                .collect(),
+        );
+        self.by_type
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(entity_type.clone(), Arc::clone(&index));
+        index
+    }
+}

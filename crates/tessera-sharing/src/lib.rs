@@ -1,0 +1,48 @@
+#![doc = include_str!("../README.md")]
+
+/// Implements `Debug` as `[redacted]` for a type holding secrets.
+macro_rules! redacted_debug {
+    ($ty:ty) => {
+        impl ::core::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.write_str("[redacted]")
+            }
+        }
+    };
+}
+pub(crate) use redacted_debug;
+
+mod access;
+pub mod attachment;
+mod entity;
+mod error;
+mod manifest;
+mod model;
+pub mod rules;
+mod seal;
+mod sidemap;
+
+pub use crate::access::AccessIndex;
+pub use crate::entity::{
+    DecryptedEntity, DelegationTarget, NewEntity, ParentLink, Rotation, SecretId, SecretIdScope,
+    ShareEntry, ShareRequest, Visibility, create, decrypt, revoke_and_rotate, share,
+};
+pub use crate::error::{Error, Result, RuleViolation};
+pub use crate::manifest::{EncryptionManifest, JsonPath, merge};
+pub use crate::model::{
+    AttachmentId, AttachmentRef, EncryptedEntity, EntityId, Permission, Sealed, SearchTag,
+    SecureDelegation, SecurityMetadata,
+};
+pub use crate::sidemap::SideMapEntry;
+
+/// Every public type can cross threads.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<EncryptedEntity>();
+    assert_send_sync::<DecryptedEntity>();
+    assert_send_sync::<AccessIndex>();
+    assert_send_sync::<ShareRequest>();
+    assert_send_sync::<SecretId>();
+    assert_send_sync::<SideMapEntry>();
+    assert_send_sync::<Error>();
+};

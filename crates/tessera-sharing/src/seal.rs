@@ -1,0 +1,142 @@
+//! The keys and associated data of every sealed field of an entity, in one place (docs/formats.md).
+
+use tessera_keys::{DelegationKey, EntityType, FormatVersion};
+use tessera_primitives::{AeadKey, Secret32, hmac_sha256, verify_hmac_sha256};
+
+use crate::error::{Error, Result};
+use crate::model::{AttachmentId, EntityId, Sealed};
+
+const TAG_ENCRYPTED_SELF: &str = "tessera/v1/encrypted-self";
+const TAG_ENTITY_KEY_COMMIT: &str = "tessera/v1/entity-key";
+const TAG_DELEGATION: &str = "tessera/v1/delegation";
+const TAG_ATTACHMENT_KEY: &str = "tessera/v1/attachment-key";
+const TAG_ATTACHMENT: &str = "tessera/v1/attachment";
+
+/// A field of a secure delegation that holds sealed values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DelegationField {
+    EntityKeys,
+    SecretIds,
+    OwningEntityIds,
+}
+
+impl DelegationField {
+    fn name(self) -> &'static str {
+        match self {
+            Self::EntityKeys => "entity_keys",
+            Self::SecretIds => "secret_ids",
+            Self::OwningEntityIds => "owning_entity_ids",
+        }
+    }
+}
+
+fn tagged(tag: &str, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(tag.len() + 1 + capacity);
+    out.extend_from_slice(tag.as_bytes());
+    out.push(0);
+    out
+}
+
+/// AAD of `encrypted_self`: `"tessera/v1/encrypted-self" ‖ 0x00 ‖ version ‖ type ‖ 0x00 ‖ id`.
+pub(crate) fn encrypted_self_aad(entity_type: &EntityType, id: &EntityId) -> Vec<u8> {
+    let mut aad = tagged(TAG_ENCRYPTED_SELF, 1 + entity_type.as_str().len() + 17);
+    aad.push(FormatVersion::V1.get());
+    aad.extend_from_slice(entity_type.as_str().as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(id.as_bytes());
+    aad
+}
+
+/// `HMAC-SHA-256(entity key, "tessera/v1/entity-key" ‖ 0x00 ‖ type ‖ 0x00 ‖ id)`.
+pub(crate) fn key_commitment(key: &AeadKey, entity_type: &EntityType, id: &EntityId) -> [u8; 32] {
+    hmac_sha256(key.expose_secret(), &commitment_message(entity_type, id))
+}
+
+/// Checks `key` against `commitment` in constant time.
+pub(crate) fn check_key_commitment(
+    key: &AeadKey,
+    entity_type: &EntityType,
+    id: &EntityId,
+    commitment: &[u8; 32],
+) -> Result<()> {
+    verify_hmac_sha256(
+        key.expose_secret(),
+        &commitment_message(entity_type, id),
+        commitment,
+    )
+    .map_err(Error::from)
+}
+
+fn commitment_message(entity_type: &EntityType, id: &EntityId) -> Vec<u8> {
+    let mut message = tagged(TAG_ENTITY_KEY_COMMIT, entity_type.as_str().len() + 17);
+    message.extend_from_slice(entity_type.as_str().as_bytes());
+    message.push(0);
+    message.extend_from_slice(id.as_bytes());
+    message
+}
+
+/// AAD of a sealed delegation field: `"tessera/v1/delegation" ‖ 0x00 ‖ delegation key ‖ field name ‖ 0x00 ‖ entity id`.
+///
+/// DESIGN.md §6 binds to the delegation key and the field name; the entity id is added because one delegation key
+/// serves every entity of a type between two owners, and a sealed key must not move between those entities.
+fn delegation_aad(
+    delegation_key: &DelegationKey,
+    field: DelegationField,
+    entity: &EntityId,
+) -> Vec<u8> {
+    let mut aad = tagged(TAG_DELEGATION, 32 + field.name().len() + 17);
+    aad.extend_from_slice(delegation_key.as_bytes());
+    aad.extend_from_slice(field.name().as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(entity.as_bytes());
+    aad
+}
+
+/// Seals `value` into a delegation field.
+pub(crate) fn seal_delegation_field(
+    key: &AeadKey,
+    delegation_key: &DelegationKey,
+    field: DelegationField,
+    entity: &EntityId,
+    value: &[u8],
+) -> Result<Sealed> {
+    Ok(Sealed(key.seal(
+        value,
+        &delegation_aad(delegation_key, field, entity),
+    )?))
+}
+
+/// Opens a sealed delegation field.
+pub(crate) fn open_delegation_field(
+    key: &AeadKey,
+    delegation_key: &DelegationKey,
+    field: DelegationField,
+    entity: &EntityId,
+    sealed: &Sealed,
+) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    let opened = key.open(&sealed.0, &delegation_aad(delegation_key, field, entity))?;
+    Ok(zeroize::Zeroizing::new(opened))
+}
+
+/// AAD of an attachment key sealed under the entity key: `"tessera/v1/attachment-key" ‖ 0x00 ‖ entity id ‖ attachment id`.
+pub(crate) fn attachment_key_aad(entity: &EntityId, attachment: &AttachmentId) -> Vec<u8> {
+    let mut aad = tagged(TAG_ATTACHMENT_KEY, 32);
+    aad.extend_from_slice(entity.as_bytes());
+    aad.extend_from_slice(attachment.as_bytes());
+    aad
+}
+
+/// AAD of every segment of an attachment's stream: `"tessera/v1/attachment" ‖ 0x00 ‖ entity id ‖ attachment id`.
+pub(crate) fn attachment_stream_aad(entity: &EntityId, attachment: &AttachmentId) -> Vec<u8> {
+    let mut aad = tagged(TAG_ATTACHMENT, 32);
+    aad.extend_from_slice(entity.as_bytes());
+    aad.extend_from_slice(attachment.as_bytes());
+    aad
+}
+
+/// Reads a 32-byte key out of opened bytes.
+pub(crate) fn key_from_bytes(bytes: &[u8]) -> Result<AeadKey> {
+    Ok(AeadKey::from_secret(
+        Secret32::try_from(bytes).map_err(|_| Error::Crypto)?,
+    ))
+}
