@@ -1,1 +1,1 @@
-//! Criterion benchmarks of Tessera: `primitives.rs` (crypto layer against raw ring) and `keys.rs` (key hierarchy).
+//! Criterion benchmarks of Tessera: `primitives.rs` (crypto layer against raw ring), `keys.rs` (key hierarchy), `sharing.rs` (entities and delegations).
