@@ -31,6 +31,7 @@ pub struct WrappedSecret(#[serde(with = "var_bytes")] pub Vec<u8>);
 /// Exchange data, public and stored on the server: who shares with whom, the commitment to the secret,
 /// the delegator's signature, and the secret wrapped once per trusted key of both parties.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ExchangeData {
     version: FormatVersion,
     id: ExchangeDataId,

@@ -96,7 +96,6 @@ pub mod var_bytes {
         } else {
             deserializer.deserialize_byte_buf(BytesVisitor)
         }
-        .map_err(|e: D::Error| D::Error::custom(e))
     }
 }
 

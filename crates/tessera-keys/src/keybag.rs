@@ -18,6 +18,7 @@ const TAG_ENTRY_AAD: &str = "tessera/v1/key-bag";
 /// One sealed key-bag entry as the server stores it. The server learns neither the exchange data it belongs to
 /// nor anything of its content.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct KeyBagEntry {
     /// Format version.
     pub version: FormatVersion,

@@ -32,6 +32,7 @@ pub enum OwnerKind {
 
 /// The public record of a data owner, as the server stores it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Owner {
     /// Format version.
     pub version: FormatVersion,
@@ -214,6 +215,7 @@ impl std::fmt::Debug for SignatureBytes {
 
 /// A signature by an older bundle of the same owner over a newer bundle's fingerprint.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChainLink {
     /// Fingerprint of the older, signing bundle.
     pub signer: Fingerprint,
@@ -236,6 +238,7 @@ pub struct KeyBundle {
 
 /// The wire form of a [`KeyBundle`]: keys as bytes, checked when converted back.
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct KeyBundleWire {
     version: FormatVersion,
     owner: OwnerId,

@@ -141,6 +141,7 @@ impl DecryptedEntity {
 
 /// One delegation to add to one entity: the unit of a share request.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ShareEntry {
     /// The entity.
     pub entity_id: EntityId,
@@ -152,6 +153,7 @@ pub struct ShareEntry {
 
 /// A bulk share: any number of delegations for any number of entities, sent as one value.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ShareRequest {
     /// Format version.
     pub version: FormatVersion,

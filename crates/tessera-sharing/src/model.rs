@@ -46,6 +46,7 @@ impl std::fmt::Debug for Sealed {
 
 /// One secure delegation: what one delegator gave one delegate, sealed with their exchange key (DESIGN.md §6).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SecureDelegation {
     /// The delegator, or `None` when it is anonymous.
     pub delegator: Option<OwnerId>,
@@ -67,6 +68,7 @@ pub struct SecureDelegation {
 
 /// The sharing state of an entity: its delegations by delegation key.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SecurityMetadata {
     /// Delegations by delegation key.
     pub delegations: BTreeMap<DelegationKey, SecureDelegation>,
@@ -74,6 +76,7 @@ pub struct SecurityMetadata {
 
 /// A reference to an attachment: its id, its key sealed under the entity key, and its encrypted length.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AttachmentRef {
     /// The attachment's id.
     pub id: AttachmentId,
@@ -85,6 +88,7 @@ pub struct AttachmentRef {
 
 /// An entity as the server stores it: public fields in clear, the rest sealed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EncryptedEntity {
     /// Format version.
     pub version: FormatVersion,

@@ -11,6 +11,7 @@ const TAG_SIDE_MAP: &str = "tessera/v1/side-map";
 
 /// One side-map entry as the server stores it; only its owner can open it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SideMapEntry {
     /// Format version.
     pub version: FormatVersion,
