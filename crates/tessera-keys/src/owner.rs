@@ -17,6 +17,7 @@ pub(crate) const LABEL_SELF: &str = "tessera/v1/self";
 pub(crate) const LABEL_BAG_ID: &str = "tessera/v1/bag-id";
 const TAG_BUNDLE: &str = "tessera/v1/key-bundle";
 const TAG_BUNDLE_CHAIN: &str = "tessera/v1/key-bundle-chain";
+const TAG_LOGIN: &str = "tessera/v1/login";
 
 /// What kind of data owner an id belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -160,6 +161,15 @@ impl OwnerKeys {
             signature: SignatureBytes(self.signing.sign(&message).to_bytes()),
         });
         Ok(())
+    }
+
+    /// Answers a server's login challenge: an Ed25519 signature over
+    /// `"tessera/v1/login" ‖ 0x00 ‖ owner id ‖ var(challenge)` (docs/formats.md), so it cannot be replayed elsewhere.
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] if the challenge is longer than 4 GiB.
+    pub fn sign_login_challenge(&self, challenge: &[u8]) -> Result<SignatureBytes> {
+        Ok(SignatureBytes(self.sign(&login_message(self.owner, challenge)?).to_bytes()))
     }
 
     /// Signs `message` with the derived Ed25519 key.
@@ -337,6 +347,16 @@ impl KeyBundle {
             .map_err(Error::from_primitive)
     }
 
+    /// Checks an answer to a login challenge made with this bundle's key for its owner.
+    ///
+    /// # Errors
+    /// [`Error::Crypto`] if the signature does not verify.
+    pub fn verify_login(&self, challenge: &[u8], signature: &SignatureBytes) -> Result<()> {
+        self.ed25519
+            .verify(&login_message(self.owner, challenge)?, &Signature::from(signature.0))
+            .map_err(Error::from_primitive)
+    }
+
     /// Checks that `older`, a bundle of the same owner, signed this bundle.
     ///
     /// # Errors
@@ -383,4 +403,8 @@ impl KeyBundle {
             .fixed(next.as_bytes())
             .finish()
     }
+}
+
+fn login_message(owner: OwnerId, challenge: &[u8]) -> Result<Vec<u8>> {
+    Ok(Writer::new(TAG_LOGIN).fixed(owner.as_bytes()).var(challenge)?.finish())
 }
