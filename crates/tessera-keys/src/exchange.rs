@@ -125,6 +125,11 @@ impl ExchangeData {
         self.signer
     }
 
+    /// The wrap for the key with `fingerprint`, if any.
+    pub fn wrap(&self, fingerprint: &Fingerprint) -> Option<&WrappedSecret> {
+        self.wrapped.get(fingerprint)
+    }
+
     /// Fingerprints of the keys the secret is wrapped for.
     pub fn wrapped_for(&self) -> impl Iterator<Item = Fingerprint> + '_ {
         self.wrapped.keys().copied()
