@@ -45,7 +45,7 @@ pub mod fixed_bytes {
 /// Variable-length byte strings on the wire: lowercase hex in human-readable formats, raw bytes otherwise.
 /// Use with `#[serde(with = "tessera_keys::wire::var_bytes")]`.
 pub mod var_bytes {
-    use serde::de::{Error as _, Visitor};
+    use serde::de::Visitor;
     use serde::{Deserializer, Serializer};
 
     /// Serializes `bytes`.
