@@ -15,7 +15,7 @@ const QUICK: [&str; 4] = ["--warm-up-time", "1", "--measurement-time", "2"];
 /// A benchmark whose function id starts with this is the reference of its group (raw `ring`).
 const REFERENCE_PREFIX: &str = "ring";
 
-/// Runs `cargo bench -p tessera-benches --bench primitives -- <args>`, prints the summary and writes it to
+/// Runs `cargo bench -p tessera-benches --benches -- <args>` (every benchmark file), prints the summary and writes it to
 /// `target/bench-summary.md`.
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut criterion_args = Vec::new();
@@ -62,14 +62,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
 
 fn bench_command(root: &Path) -> std::process::Command {
     let mut command = cargo(root);
-    command.args([
-        "bench",
-        "-p",
-        "tessera-benches",
-        "--bench",
-        "primitives",
-        "--",
-    ]);
+    command.args(["bench", "-p", "tessera-benches", "--benches", "--"]);
     command
 }
 
