@@ -278,7 +278,9 @@ pub fn create(
 /// [`Error::NoAccess`] if no delegation is accessible; [`Error::Crypto`] if a sealed value does not open or the
 /// entity key does not match the commitment; [`Error::Malformed`] if the sealed document is not a JSON object.
 pub fn decrypt(entity: &EncryptedEntity, access: &AccessIndex) -> Result<DecryptedEntity> {
-    let (delegation_key, delegation, secret) = entity
+    // Try every accessible delegation, the one granting the most first (the root before others), so that one
+    // damaged delegation does not hide the others.
+    let mut candidates: Vec<_> = entity
         .security_metadata
         .delegations
         .iter()
@@ -287,8 +289,30 @@ pub fn decrypt(entity: &EncryptedEntity, access: &AccessIndex) -> Result<Decrypt
                 .lookup(&entity.entity_type, key)
                 .map(|secret| (key, delegation, secret))
         })
-        .max_by_key(|(_, delegation, _)| (delegation.permission, delegation.parents.is_empty()))
-        .ok_or(Error::NoAccess)?;
+        .collect();
+    if candidates.is_empty() {
+        return Err(Error::NoAccess);
+    }
+    candidates.sort_by_key(|(_, delegation, _)| {
+        std::cmp::Reverse((delegation.permission, delegation.parents.is_empty()))
+    });
+    let mut last_error = Error::Crypto;
+    for (delegation_key, delegation, secret) in candidates {
+        match decrypt_through(entity, delegation_key, delegation, secret) {
+            Ok(opened) => return Ok(opened),
+            Err(error) => last_error = error,
+        }
+    }
+    Err(last_error)
+}
+
+/// Opens `entity` through one delegation.
+fn decrypt_through(
+    entity: &EncryptedEntity,
+    delegation_key: &DelegationKey,
+    delegation: &SecureDelegation,
+    secret: &ExchangeSecret,
+) -> Result<DecryptedEntity> {
     let exchange_key = secret.opening_key();
     let open = |field, sealed: &Sealed| {
         open_delegation_field(exchange_key, delegation_key, field, &entity.id, sealed)
@@ -436,6 +460,13 @@ pub fn revoke_and_rotate(
         )
         .into());
     }
+    // The root must receive the new key, or its owner would lose the entity.
+    let root_reachable = access
+        .lookup(&entity.entity_type, &root)
+        .is_some_and(|secret| secret.sealing_key().is_ok());
+    if !root_reachable {
+        return Err(Error::NoAccess);
+    }
     let mut removed = BTreeSet::new();
     for key in revoked {
         removed.extend(rules::revocation_set(metadata, key)?);
@@ -469,8 +500,8 @@ pub fn revoke_and_rotate(
     }
     rotated.security_metadata.delegations = delegations;
     for key in unreachable {
-        let unreachable_set =
-            rules::revocation_set(&rotated.security_metadata, &key).unwrap_or_default();
+        // Never the root (checked above), so the revocation set exists.
+        let unreachable_set = rules::revocation_set(&rotated.security_metadata, &key)?;
         rotated
             .security_metadata
             .delegations

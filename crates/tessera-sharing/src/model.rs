@@ -27,9 +27,9 @@ tessera_keys::byte_id!(
 /// What a delegation lets its delegate do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Permission {
-    /// Read the entity.
+    /// Read the entity, share it onward with read access, and revoke what one shared.
     Read,
-    /// Read, update, share and revoke.
+    /// Also update, delete and (for the root) rotate the entity, and share it onward with write access.
     Write,
 }
 
