@@ -169,7 +169,9 @@ impl OwnerKeys {
     /// # Errors
     /// [`Error::Malformed`] if the challenge is longer than 4 GiB.
     pub fn sign_login_challenge(&self, challenge: &[u8]) -> Result<SignatureBytes> {
-        Ok(SignatureBytes(self.sign(&login_message(self.owner, challenge)?).to_bytes()))
+        Ok(SignatureBytes(
+            self.sign(&login_message(self.owner, challenge)?).to_bytes(),
+        ))
     }
 
     /// Signs `message` with the derived Ed25519 key.
@@ -353,7 +355,10 @@ impl KeyBundle {
     /// [`Error::Crypto`] if the signature does not verify.
     pub fn verify_login(&self, challenge: &[u8], signature: &SignatureBytes) -> Result<()> {
         self.ed25519
-            .verify(&login_message(self.owner, challenge)?, &Signature::from(signature.0))
+            .verify(
+                &login_message(self.owner, challenge)?,
+                &Signature::from(signature.0),
+            )
             .map_err(Error::from_primitive)
     }
 
@@ -406,5 +411,8 @@ impl KeyBundle {
 }
 
 fn login_message(owner: OwnerId, challenge: &[u8]) -> Result<Vec<u8>> {
-    Ok(Writer::new(TAG_LOGIN).fixed(owner.as_bytes()).var(challenge)?.finish())
+    Ok(Writer::new(TAG_LOGIN)
+        .fixed(owner.as_bytes())
+        .var(challenge)?
+        .finish())
 }
