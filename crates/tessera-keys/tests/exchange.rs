@@ -9,51 +9,14 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use common::{
-    T0, alice, alice_impostor, assert_same_aead_key, bob, bob_second, carol, entity_types,
+    Spy, T0, alice, alice_impostor, assert_same_aead_key, bob, bob_second, carol, entity_types,
     exchange, hex, json_edit, to_json_value, trusted, wrap_label,
 };
 use tessera_keys::{
-    Error, ExchangeData, ExchangeSecret, Fingerprint, KeyBag, OwnerId, OwnerKeys,
-    PinnedFingerprints, Tofu, TrustPolicy, UnwrapKey,
+    Error, ExchangeData, ExchangeSecret, Fingerprint, KeyBag, PinnedFingerprints, Tofu, TrustPolicy,
 };
-use tessera_primitives::{SecretBytes, WrappedKey};
-
-/// Wraps an owner's keys and counts how often the private key is used.
-struct Spy<'a> {
-    keys: &'a OwnerKeys,
-    unwraps: AtomicUsize,
-}
-
-impl<'a> Spy<'a> {
-    fn new(keys: &'a OwnerKeys) -> Self {
-        Self {
-            keys,
-            unwraps: AtomicUsize::new(0),
-        }
-    }
-
-    fn unwraps(&self) -> usize {
-        self.unwraps.load(Ordering::SeqCst)
-    }
-}
-
-impl UnwrapKey for Spy<'_> {
-    fn owner(&self) -> OwnerId {
-        self.keys.owner()
-    }
-
-    fn fingerprint(&self) -> Fingerprint {
-        self.keys.fingerprint()
-    }
-
-    fn unwrap_key(&self, wrapped: &WrappedKey, label: &[u8]) -> tessera_keys::Result<SecretBytes> {
-        self.unwraps.fetch_add(1, Ordering::SeqCst);
-        self.keys.unwrap_key(wrapped, label)
-    }
-}
+use tessera_primitives::WrappedKey;
 
 /// Asserts that two exchange secrets hold the same secret.
 fn assert_same_secret(a: &ExchangeSecret, b: &ExchangeSecret) {

@@ -10,17 +10,16 @@
 mod common;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{
-    T0, alice, alice_second, dave, entity_types, from_bincode, to_bincode, to_json_value, trusted,
+    Spy, T0, alice, alice_second, dave, entity_types, from_bincode, to_bincode, to_json_value,
+    trusted,
 };
 use serde::de::DeserializeOwned;
 use tessera_keys::{
-    DelegationKey, ExchangeData, Fingerprint, KeyBag, KeyBagEntry, KeyBundle, OwnerId, OwnerKeys,
-    PinnedFingerprints, Tofu, TrustPolicy, TrustedBundle, UnwrapKey,
+    DelegationKey, ExchangeData, KeyBag, KeyBagEntry, KeyBundle, OwnerKeys, PinnedFingerprints,
+    Tofu, TrustPolicy, TrustedBundle,
 };
-use tessera_primitives::{SecretBytes, WrappedKey};
 
 /// The two encodings under test.
 #[derive(Clone, Copy, Debug)]
@@ -183,36 +182,6 @@ fn every_flipped_byte_of_a_chained_key_bundle_is_caught() {
 // ---------------------------------------------------------------------------------------------------------------
 // Exchange data
 
-/// Counts how often the private key is used.
-struct Spy<'a> {
-    keys: &'a OwnerKeys,
-    unwraps: AtomicUsize,
-}
-
-impl<'a> Spy<'a> {
-    fn new(keys: &'a OwnerKeys) -> Self {
-        Self {
-            keys,
-            unwraps: AtomicUsize::new(0),
-        }
-    }
-}
-
-impl UnwrapKey for Spy<'_> {
-    fn owner(&self) -> OwnerId {
-        self.keys.owner()
-    }
-
-    fn fingerprint(&self) -> Fingerprint {
-        self.keys.fingerprint()
-    }
-
-    fn unwrap_key(&self, wrapped: &WrappedKey, label: &[u8]) -> tessera_keys::Result<SecretBytes> {
-        self.unwraps.fetch_add(1, Ordering::SeqCst);
-        self.keys.unwrap_key(wrapped, label)
-    }
-}
-
 const SIGNED_FIELDS: [&str; 8] = [
     "version",
     "id",
@@ -281,7 +250,7 @@ fn check_exchange(
         for keys in fixture.parties {
             let spy = Spy::new(keys);
             assert!(tampered.open(&spy, &fixture.signer).is_err(), "opened");
-            assert_eq!(spy.unwraps.load(Ordering::SeqCst), 0, "private key used");
+            assert_eq!(spy.unwraps(), 0, "private key used");
         }
         caught.signed += 1;
         return;

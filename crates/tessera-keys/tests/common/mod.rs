@@ -12,15 +12,17 @@
 )]
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bincode::Options;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tessera_keys::UnwrapKey;
 use tessera_keys::{
     EntityType, ExchangeData, ExchangeDataId, Fingerprint, OwnerId, OwnerKeys, PinnedFingerprints,
     TrustPolicy, TrustedBundle,
 };
-use tessera_primitives::{AeadKey, RsaKeySize, RsaPrivateKey};
+use tessera_primitives::{AeadKey, RsaKeySize, RsaPrivateKey, SecretBytes, WrappedKey};
 
 /// Creation time of the first bundles.
 pub(crate) const T0: u64 = 1_700_000_000;
@@ -255,4 +257,38 @@ pub(crate) fn pem_to_der(pem: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Wraps an owner's keys and counts how often the private key is used.
+pub(crate) struct Spy<'a> {
+    keys: &'a OwnerKeys,
+    unwraps: AtomicUsize,
+}
+
+impl<'a> Spy<'a> {
+    pub(crate) fn new(keys: &'a OwnerKeys) -> Self {
+        Self {
+            keys,
+            unwraps: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn unwraps(&self) -> usize {
+        self.unwraps.load(Ordering::SeqCst)
+    }
+}
+
+impl UnwrapKey for Spy<'_> {
+    fn owner(&self) -> OwnerId {
+        self.keys.owner()
+    }
+
+    fn fingerprint(&self) -> Fingerprint {
+        self.keys.fingerprint()
+    }
+
+    fn unwrap_key(&self, wrapped: &WrappedKey, label: &[u8]) -> tessera_keys::Result<SecretBytes> {
+        self.unwraps.fetch_add(1, Ordering::SeqCst);
+        self.keys.unwrap_key(wrapped, label)
+    }
 }
