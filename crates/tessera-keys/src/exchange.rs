@@ -285,7 +285,7 @@ pub struct ExchangeSecret {
     access_secret: Prk,
 }
 
-crate::redacted_debug!(ExchangeSecret);
+tessera_primitives::redacted_debug!(ExchangeSecret);
 
 impl ExchangeSecret {
     pub(crate) fn new(

@@ -1,17 +1,5 @@
 #![doc = include_str!("../README.md")]
 
-/// Implements `Debug` as `[redacted]` for a type holding secrets.
-macro_rules! redacted_debug {
-    ($ty:ty) => {
-        impl ::core::fmt::Debug for $ty {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                f.write_str("[redacted]")
-            }
-        }
-    };
-}
-pub(crate) use redacted_debug;
-
 mod canonical;
 mod error;
 mod exchange;

@@ -61,7 +61,7 @@ pub struct OwnerKeys {
     bag_id_key: Secret32,
 }
 
-crate::redacted_debug!(OwnerKeys);
+tessera_primitives::redacted_debug!(OwnerKeys);
 
 impl OwnerKeys {
     /// Derives every key of `owner` from its RSA private key. `created` is the creation time of the key's bundle

@@ -8,7 +8,7 @@ use zeroize::Zeroize;
 
 use crate::error::{Error, Result};
 use crate::random;
-use crate::secret::{Secret32, redacted_debug};
+use crate::secret::Secret32;
 
 /// Length of an AES-256 key.
 pub const KEY_LEN: usize = 32;
@@ -47,7 +47,7 @@ pub struct AeadKey {
     cipher: Cipher,
 }
 
-redacted_debug!(AeadKey);
+crate::redacted_debug!(AeadKey);
 
 impl Clone for AeadKey {
     fn clone(&self) -> Self {

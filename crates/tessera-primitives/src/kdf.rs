@@ -9,7 +9,7 @@ use sha2::Sha256;
 
 use crate::aead::AeadKey;
 use crate::error::{Error, Result};
-use crate::secret::{Secret32, redacted_debug};
+use crate::secret::Secret32;
 
 /// Largest output HKDF-SHA-256 can expand to (255 blocks of 32 bytes).
 pub const MAX_OUTPUT_LEN: usize = 255 * 32;
@@ -23,7 +23,7 @@ pub const MAX_OUTPUT_LEN: usize = 255 * 32;
 #[derive(Clone)]
 pub struct Prk(Hkdf<Sha256>);
 
-redacted_debug!(Prk);
+crate::redacted_debug!(Prk);
 
 impl Prk {
     /// HKDF-Extract: concentrates the entropy of `ikm` into a PRK, with `salt` (empty means RFC 5869's zeros).

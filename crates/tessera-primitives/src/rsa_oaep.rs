@@ -15,7 +15,7 @@ use rsa::{Oaep, PrivateKey, PublicKey};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::secret::{SecretBytes, SecretString, redacted_debug};
+use crate::secret::{SecretBytes, SecretString};
 
 /// Format version byte of a wrapped key.
 pub const WRAPPED_KEY_VERSION: u8 = 1;
@@ -61,7 +61,7 @@ impl RsaKeySize {
 #[derive(Clone)]
 pub struct RsaPrivateKey(PrivateKey);
 
-redacted_debug!(RsaPrivateKey);
+crate::redacted_debug!(RsaPrivateKey);
 
 /// An RSA public key, usable for OAEP wrapping.
 #[derive(Clone, PartialEq, Eq)]

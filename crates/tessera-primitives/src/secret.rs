@@ -5,7 +5,8 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 use crate::error::{Error, Result};
 use crate::random;
 
-/// Implements `Debug` as `[redacted]` for a secret type.
+/// Implements `Debug` as `[redacted]` for types holding secrets; the layers above use it for their own secrets.
+#[macro_export]
 macro_rules! redacted_debug {
     ($($ty:ty),+ $(,)?) => {$(
         impl ::core::fmt::Debug for $ty {
@@ -15,7 +16,6 @@ macro_rules! redacted_debug {
         }
     )+};
 }
-pub(crate) use redacted_debug;
 
 /// A secret byte string of any length (a decrypted key, an HKDF output, an encoded private key).
 ///
@@ -24,7 +24,7 @@ pub(crate) use redacted_debug;
 #[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
 pub struct SecretBytes(Vec<u8>);
 
-redacted_debug!(SecretBytes);
+crate::redacted_debug!(SecretBytes);
 
 impl SecretBytes {
     /// Takes ownership of `bytes` as a secret.
@@ -74,7 +74,7 @@ impl From<Zeroizing<Vec<u8>>> for SecretBytes {
 #[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
 pub struct Secret32([u8; 32]);
 
-redacted_debug!(Secret32);
+crate::redacted_debug!(Secret32);
 
 impl Secret32 {
     /// Takes `bytes` as a secret. The caller should wipe its own copy, if any.
@@ -121,7 +121,7 @@ impl TryFrom<&[u8]> for Secret32 {
 #[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
 pub struct SecretString(String);
 
-redacted_debug!(SecretString);
+crate::redacted_debug!(SecretString);
 
 impl SecretString {
     /// Takes ownership of `text` as a secret.

@@ -3,7 +3,7 @@
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 
 use crate::error::{Error, Result};
-use crate::secret::{Secret32, redacted_debug};
+use crate::secret::Secret32;
 
 /// Length of an Ed25519 public key.
 pub const PUBLIC_KEY_LEN: usize = 32;
@@ -19,7 +19,7 @@ pub struct SigningKey {
     pair: Ed25519KeyPair,
 }
 
-redacted_debug!(SigningKey);
+crate::redacted_debug!(SigningKey);
 
 /// An Ed25519 public key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

@@ -30,7 +30,7 @@ const TAG_SEARCH: &[u8] = b"tessera/v1/sfk\0";
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretId(Secret32);
 
-crate::redacted_debug!(SecretId);
+tessera_primitives::redacted_debug!(SecretId);
 
 impl SecretId {
     /// Draws a new secret id.
