@@ -1,0 +1,25 @@
+#![doc = include_str!("../README.md")]
+
+mod error;
+mod index;
+mod memory;
+mod redb;
+mod revision;
+mod store;
+
+#[cfg(feature = "test-utils")]
+pub mod conformance;
+
+pub use crate::error::{Error, Result};
+pub use crate::memory::MemoryStore;
+pub use crate::redb::RedbStore;
+pub use crate::store::{RecoveryData, Revision, Store, Versioned};
+
+/// Every public type can cross threads.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<MemoryStore>();
+    assert_send_sync::<RedbStore>();
+    assert_send_sync::<Error>();
+    assert_send_sync::<RecoveryData>();
+};
