@@ -1,0 +1,11 @@
+#![doc = include_str!("../README.md")]
+
+mod client;
+mod error;
+pub mod serve;
+mod server;
+pub mod wire;
+
+pub use crate::client::Client;
+pub use crate::error::{Error, Result};
+pub use crate::server::{Limits, Server, ServerConfig};

@@ -1,0 +1,67 @@
+//! The server entry point a binary wraps: a listen address, a data directory, and the administrator token from
+//! the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tessera_store::RedbStore;
+
+use crate::server::{Server, ServerConfig};
+
+/// Environment variable holding the administrator token.
+pub const ADMIN_TOKEN_ENV: &str = "TESSERA_ADMIN_TOKEN";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./tessera-data";
+/// File name of the redb database inside the data directory.
+pub const DATABASE_FILE: &str = "tessera.redb";
+
+/// How to run `tessera serve`.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory holding the database (created if missing).
+    pub data_dir: PathBuf,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The administrator token is missing from the environment.
+    #[error("set the administrator token in the {ADMIN_TOKEN_ENV} environment variable")]
+    MissingAdminToken,
+    /// The data directory or the database could not be opened.
+    #[error("cannot open the database in {path}: {reason}")]
+    Database {
+        /// The data directory.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// The address could not be bound.
+    #[error("cannot listen on {0}")]
+    Bind(SocketAddr, #[source] std::io::Error),
+}
+
+/// Opens the store in `options.data_dir` and starts a server with the administrator token from the environment.
+///
+/// # Errors
+/// [`ServeError`] naming what is missing.
+pub async fn start(options: &ServeOptions) -> Result<Server, ServeError> {
+    let token = std::env::var(ADMIN_TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.is_empty())
+        .ok_or(ServeError::MissingAdminToken)?;
+    let database_error = |reason: String| ServeError::Database {
+        path: options.data_dir.clone(),
+        reason,
+    };
+    std::fs::create_dir_all(&options.data_dir).map_err(|e| database_error(e.to_string()))?;
+    let store = RedbStore::open(options.data_dir.join(DATABASE_FILE))
+        .map_err(|e| database_error(e.to_string()))?;
+    Server::start(ServerConfig::new(options.listen, token), Arc::new(store))
+        .await
+        .map_err(|e| ServeError::Bind(options.listen, e))
+}

@@ -1,0 +1,134 @@
+//! Challenge–response login and sessions: tokens are random, stored hashed, expire, and hold the access-control
+//! keys an owner registered (as delegation keys, in memory only).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tessera_keys::{AccessControlKey, DelegationKey, OwnerId};
+
+const CHALLENGE_LIFETIME: Duration = Duration::from_secs(60);
+
+/// What a request proved about who sends it.
+#[derive(Clone, Debug)]
+pub(crate) struct Requester {
+    pub(crate) owner: OwnerId,
+    registered: Arc<HashSet<DelegationKey>>,
+    presented: HashSet<DelegationKey>,
+}
+
+impl Requester {
+    /// Whether the requester proved access to `key` (registered in the session or presented with the request).
+    pub(crate) fn holds(&self, key: &DelegationKey) -> bool {
+        self.presented.contains(key) || self.registered.contains(key)
+    }
+
+    /// Adds the keys presented with this request.
+    pub(crate) fn present(&mut self, keys: impl IntoIterator<Item = AccessControlKey>) {
+        self.presented
+            .extend(keys.into_iter().map(|key| key.delegation_key()));
+    }
+}
+
+#[derive(Debug)]
+struct SessionState {
+    owner: OwnerId,
+    expires: Instant,
+    registered: Arc<HashSet<DelegationKey>>,
+}
+
+/// Challenges waiting for an answer and open sessions.
+#[derive(Debug, Default)]
+pub(crate) struct Sessions {
+    challenges: Mutex<HashMap<[u8; 32], (OwnerId, Instant)>>,
+    sessions: Mutex<HashMap<[u8; 32], SessionState>>,
+}
+
+impl Sessions {
+    /// Issues a single-use challenge for `owner`.
+    pub(crate) fn challenge(&self, owner: OwnerId) -> Option<[u8; 32]> {
+        let challenge = tessera_primitives::random_array::<32>().ok()?;
+        let now = Instant::now();
+        let mut challenges = self
+            .challenges
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        challenges.retain(|_, (_, issued)| now.duration_since(*issued) < CHALLENGE_LIFETIME);
+        challenges.insert(challenge, (owner, now));
+        Some(challenge)
+    }
+
+    /// Consumes a challenge issued to `owner` less than a minute ago.
+    pub(crate) fn take_challenge(&self, owner: OwnerId, challenge: &[u8; 32]) -> bool {
+        let mut challenges = self
+            .challenges
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match challenges.remove(challenge) {
+            Some((issued_to, issued)) => {
+                issued_to == owner && issued.elapsed() < CHALLENGE_LIFETIME
+            }
+            None => false,
+        }
+    }
+
+    /// Opens a session for `owner`; returns the token (hex) and how long it lives.
+    pub(crate) fn open(&self, owner: OwnerId, lifetime: Duration) -> Option<String> {
+        let token = tessera_primitives::random_array::<32>().ok()?;
+        let now = Instant::now();
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        sessions.retain(|_, state| state.expires > now);
+        sessions.insert(
+            tessera_primitives::sha256(&token),
+            SessionState {
+                owner,
+                expires: now + lifetime,
+                registered: Arc::new(HashSet::new()),
+            },
+        );
+        Some(tessera_keys::wire::hex(&token))
+    }
+
+    /// The requester behind a bearer token, if the session exists and has not expired.
+    pub(crate) fn requester(&self, token_hex: &str) -> Option<Requester> {
+        let token = decode_token(token_hex)?;
+        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = sessions.get(&tessera_primitives::sha256(&token))?;
+        (state.expires > Instant::now()).then(|| Requester {
+            owner: state.owner,
+            registered: Arc::clone(&state.registered),
+            presented: HashSet::new(),
+        })
+    }
+
+    /// Adds access-control keys to a session (as delegation keys). Returns false if the session is gone.
+    pub(crate) fn register(
+        &self,
+        token_hex: &str,
+        keys: impl IntoIterator<Item = AccessControlKey>,
+    ) -> bool {
+        let Some(token) = decode_token(token_hex) else {
+            return false;
+        };
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(state) = sessions.get_mut(&tessera_primitives::sha256(&token)) else {
+            return false;
+        };
+        let mut registered = HashSet::clone(&state.registered);
+        registered.extend(keys.into_iter().map(|key| key.delegation_key()));
+        state.registered = Arc::new(registered);
+        true
+    }
+}
+
+fn decode_token(token_hex: &str) -> Option<[u8; 32]> {
+    let bytes = (0..token_hex.len())
+        .step_by(2)
+        .map(|i| {
+            token_hex
+                .get(i..i + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()?;
+    bytes.try_into().ok()
+}

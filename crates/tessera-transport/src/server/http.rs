@@ -1,0 +1,192 @@
+//! Request and response plumbing: bodies with size limits, content negotiation, access-key headers, errors.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
+use hyper::{Response, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tessera_keys::AccessControlKey;
+
+use crate::error::ApiError;
+use crate::wire::{ACCESS_KEYS_HEADER, ErrorBody, Format, JSON};
+
+pub(crate) type Resp = Response<Full<Bytes>>;
+
+/// Reads a whole body, refusing more than `limit` bytes with 413.
+pub(crate) async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error)
+            if error
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body exceeds the limit of {limit} bytes"),
+            ))
+        }
+        Err(_) => Err(ApiError::bad_request("the body could not be read")),
+    }
+}
+
+/// Decodes a body in the format its `Content-Type` names (JSON when absent).
+pub(crate) fn decode<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+    limit: usize,
+) -> Result<T, ApiError> {
+    let format = match headers.get(CONTENT_TYPE) {
+        None => Format::Json,
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(Format::from_media_type)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "send application/json or application/x-bincode",
+                )
+            })?,
+    };
+    format.decode(body, limit as u64).map_err(|reason| {
+        ApiError::bad_request(format!("malformed {} body: {reason}", format.media_type()))
+    })
+}
+
+/// The format the client accepts: bincode if it asks for it, else JSON.
+pub(crate) fn accepted(headers: &HeaderMap) -> Format {
+    let wants_bincode = headers
+        .get(ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .split(',')
+                .any(|part| Format::from_media_type(part) == Some(Format::Bincode))
+        });
+    if wants_bincode {
+        Format::Bincode
+    } else {
+        Format::Json
+    }
+}
+
+/// An answer with `value` in `format`.
+pub(crate) fn respond<T: Serialize>(format: Format, status: StatusCode, value: &T) -> Resp {
+    match format.encode(value) {
+        Ok(body) => with_type(status, format.media_type(), Bytes::from(body)),
+        Err(_) => error(ApiError::internal()),
+    }
+}
+
+/// An answer with raw bytes.
+pub(crate) fn with_type(status: StatusCode, media_type: &'static str, body: Bytes) -> Resp {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(media_type));
+    response
+}
+
+/// An error answer, always JSON.
+pub(crate) fn error(error: ApiError) -> Resp {
+    let body = ErrorBody {
+        error: error.code.to_owned(),
+        message: error.message,
+    };
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    with_type(error.status, JSON, Bytes::from(bytes))
+}
+
+/// The bearer token of the request, if any.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// The administrator token of the request, if any (`Authorization: Admin <token>`).
+pub(crate) fn admin_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Admin ")
+        .map(str::trim)
+}
+
+/// Access-control keys presented in `x-tessera-access-keys` headers (comma-separated hex, the header may repeat).
+pub(crate) fn access_keys(
+    headers: &HeaderMap,
+    max: usize,
+) -> Result<Vec<AccessControlKey>, ApiError> {
+    let mut keys = Vec::new();
+    for value in headers.get_all(ACCESS_KEYS_HEADER) {
+        let text = value
+            .to_str()
+            .map_err(|_| ApiError::bad_request("access keys must be ASCII hex"))?;
+        for item in text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+        {
+            if keys.len() == max {
+                return Err(too_many_keys(max));
+            }
+            keys.push(parse_access_key(item)?);
+        }
+    }
+    Ok(keys)
+}
+
+pub(crate) fn too_many_keys(max: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "too_many_access_keys",
+        format!("at most {max} access keys per request; register them once per session instead"),
+    )
+}
+
+fn parse_access_key(hex: &str) -> Result<AccessControlKey, ApiError> {
+    let invalid = || ApiError::bad_request("an access key is 32 lowercase hex digits");
+    if hex.len() != 32 {
+        return Err(invalid());
+    }
+    let mut bytes = [0u8; 16];
+    for (index, byte) in bytes.iter_mut().enumerate() {
+        let pair = hex.get(2 * index..2 * index + 2).ok_or_else(invalid)?;
+        *byte = u8::from_str_radix(pair, 16).map_err(|_| invalid())?;
+    }
+    Ok(AccessControlKey::from_bytes(bytes))
+}
+
+/// Parses lowercase hex of exactly `N` bytes from a path or query.
+pub(crate) fn parse_hex<const N: usize>(text: &str) -> Result<[u8; N], ApiError> {
+    let invalid = || ApiError::bad_request(format!("expected {} hex digits", 2 * N));
+    if text.len() != 2 * N {
+        return Err(invalid());
+    }
+    let mut out = [0u8; N];
+    for (index, byte) in out.iter_mut().enumerate() {
+        let pair = text.get(2 * index..2 * index + 2).ok_or_else(invalid)?;
+        *byte = u8::from_str_radix(pair, 16).map_err(|_| invalid())?;
+    }
+    Ok(out)
+}
+
+/// The value of query parameter `name`.
+pub(crate) fn query<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}

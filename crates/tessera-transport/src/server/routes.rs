@@ -1,0 +1,964 @@
+//! Routing and handlers of `/v1`. Every handler checks who asks before it reads, and answers 404 for a record the
+//! requester may not see, never 403, so that nobody learns whether it exists.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use hyper::body::{Body, Incoming};
+use hyper::header::{CONTENT_RANGE, HeaderValue, RANGE};
+use hyper::{Method, Request, StatusCode};
+use tessera_keys::{
+    DelegationKey, ExchangeData, ExchangeDataId, KeyBagEntry, KeyBagEntryId, Owner, OwnerId,
+    PinnedFingerprints, TrustPolicy,
+};
+use tessera_sharing::{
+    AttachmentId, EncryptedEntity, EntityId, Permission, SearchTag, SideMapEntry, rules,
+};
+use tessera_store::{RecoveryData, Store};
+use tracing::Instrument;
+
+use super::State;
+use super::auth::Requester;
+use super::http::{self, Resp};
+use crate::error::ApiError;
+use crate::wire::{
+    AccessKeys, BulkWritten, Challenge, ChallengeRequest, Entities, EntityUpdate, LoginRequest,
+    OCTET_STREAM, RecoveryBody, RevokeBody, Session, ShareBody, Written,
+};
+
+/// The OpenAPI description of this API, committed beside the code and served as is.
+const OPENAPI: &str = include_str!("../../openapi.json");
+
+/// Answers one request: routing, a timeout, a tracing span with ids and sizes only, and metrics.
+pub(crate) async fn handle(
+    state: Arc<State>,
+    request: Request<Incoming>,
+) -> Result<Resp, Infallible> {
+    let started = Instant::now();
+    let span =
+        tracing::info_span!("request", method = %request.method(), path = %request.uri().path());
+    let bytes_in = request.body().size_hint().exact().unwrap_or(0);
+    let timeout = state.limits.request_timeout;
+    let answer = tokio::time::timeout(timeout, route(&state, request))
+        .instrument(span.clone())
+        .await;
+    let response = match answer {
+        Ok(Ok(response)) => response,
+        Ok(Err(error)) => http::error(error),
+        Err(_) => http::error(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "the request took too long",
+        )),
+    };
+    let bytes_out = response.body().size_hint().exact().unwrap_or(0);
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    span.in_scope(|| {
+        tracing::debug!(
+            status = response.status().as_u16(),
+            bytes_in,
+            bytes_out,
+            micros,
+            "answered"
+        )
+    });
+    state
+        .metrics
+        .record(response.status().as_u16(), bytes_in, bytes_out, micros);
+    Ok(response)
+}
+
+async fn route(state: &Arc<State>, request: Request<Incoming>) -> Result<Resp, ApiError> {
+    let path = request.uri().path().to_owned();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let method = request.method().clone();
+    match (&method, segments.as_slice()) {
+        (&Method::GET, ["v1", "health"]) => Ok(http::with_type(
+            StatusCode::OK,
+            "text/plain",
+            Bytes::from_static(b"ok"),
+        )),
+        (&Method::GET, ["metrics"]) => Ok(http::with_type(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            Bytes::from(state.metrics.render()),
+        )),
+        (&Method::GET, ["v1", "openapi.json"]) => Ok(http::with_type(
+            StatusCode::OK,
+            crate::wire::JSON,
+            Bytes::from_static(OPENAPI.as_bytes()),
+        )),
+        (&Method::POST, ["v1", "auth", "challenge"]) => challenge(state, request).await,
+        (&Method::POST, ["v1", "auth", "login"]) => login(state, request).await,
+        (&Method::POST, ["v1", "auth", "access-keys"]) => {
+            register_access_keys(state, request).await
+        }
+        (&Method::POST, ["v1", "owners"]) => register_owner(state, request).await,
+        (&Method::GET, ["v1", "owners", id]) => get_owner(state, &request, parse_owner(id)?).await,
+        (&Method::PUT, ["v1", "owners", id]) => {
+            update_owner(state, request, parse_owner(id)?).await
+        }
+        (&Method::POST, ["v1", "exchange-data"]) => create_exchange_data(state, request).await,
+        (&Method::GET, ["v1", "exchange-data"]) => list_exchange_data(state, &request).await,
+        (&Method::GET, ["v1", "exchange-data", id]) => {
+            get_exchange_data(state, &request, parse_exchange_id(id)?).await
+        }
+        (&Method::PUT, ["v1", "exchange-data", id]) => {
+            add_wraps(state, request, parse_exchange_id(id)?).await
+        }
+        (&Method::GET, ["v1", "key-bag"]) => get_key_bag(state, &request).await,
+        (&Method::PUT, ["v1", "key-bag", id]) => put_key_bag_entry(state, request, id).await,
+        (&Method::POST, ["v1", "entities"]) => create_entities(state, request).await,
+        (&Method::GET, ["v1", "entities"]) => query_entities(state, &request).await,
+        (&Method::POST, ["v1", "entities", "share"]) => share(state, request).await,
+        (&Method::POST, ["v1", "entities", "revoke"]) => revoke(state, request).await,
+        (&Method::GET, ["v1", "entities", id]) => {
+            get_entity(state, &request, parse_entity(id)?).await
+        }
+        (&Method::PUT, ["v1", "entities", id]) => {
+            update_entity(state, request, parse_entity(id)?, false).await
+        }
+        (&Method::DELETE, ["v1", "entities", id]) => {
+            delete_entity(state, &request, parse_entity(id)?).await
+        }
+        (&Method::PUT, ["v1", "entities", id, "rotation"]) => {
+            update_entity(state, request, parse_entity(id)?, true).await
+        }
+        (&Method::PUT, ["v1", "entities", id, "attachments", aid]) => {
+            put_attachment(state, request, parse_entity(id)?, parse_attachment(aid)?).await
+        }
+        (&Method::GET, ["v1", "entities", id, "attachments", aid]) => {
+            get_attachment(state, &request, parse_entity(id)?, parse_attachment(aid)?).await
+        }
+        (&Method::PUT, ["v1", "recovery", id]) => {
+            put_recovery(state, request, http::parse_hex::<32>(id)?).await
+        }
+        (&Method::GET, ["v1", "recovery", id]) => {
+            get_recovery(state, &request, http::parse_hex::<32>(id)?).await
+        }
+        (&Method::PUT, ["v1", "side-map"]) => put_side_map(state, request).await,
+        (&Method::GET, ["v1", "side-map", key]) => {
+            get_side_map(
+                state,
+                &request,
+                DelegationKey::from_bytes(http::parse_hex::<32>(key)?),
+            )
+            .await
+        }
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_route",
+            format!("no route for {method} {path}"),
+        )),
+    }
+}
+
+// ---- helpers ----
+
+/// Runs a store operation on the blocking pool.
+async fn blocking<T, F>(state: &Arc<State>, operation: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Store) -> Result<T, ApiError> + Send + 'static,
+{
+    let store = Arc::clone(&state.store);
+    tokio::task::spawn_blocking(move || operation(store.as_ref()))
+        .await
+        .map_err(|_| ApiError::internal())?
+}
+
+/// The authenticated requester, with the access keys presented in the request's headers.
+fn requester<B>(state: &State, request: &Request<B>) -> Result<Requester, ApiError> {
+    let token = http::bearer(request.headers()).ok_or_else(ApiError::unauthorized)?;
+    let mut requester = state
+        .sessions
+        .requester(token)
+        .ok_or_else(ApiError::unauthorized)?;
+    requester.present(http::access_keys(
+        request.headers(),
+        state.limits.max_access_keys,
+    )?);
+    Ok(requester)
+}
+
+/// Reads and decodes a body within the size limit.
+async fn body<T: serde::de::DeserializeOwned>(
+    state: &State,
+    request: Request<Incoming>,
+) -> Result<T, ApiError> {
+    let (parts, body) = request.into_parts();
+    let bytes = http::read_body(body, state.limits.max_body_bytes).await?;
+    http::decode(&parts.headers, &bytes, state.limits.max_body_bytes)
+}
+
+fn respond<B, T: serde::Serialize>(request: &Request<B>, status: StatusCode, value: &T) -> Resp {
+    http::respond(http::accepted(request.headers()), status, value)
+}
+
+fn parse_owner(text: &str) -> Result<OwnerId, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::bad_request("malformed owner id"))
+}
+
+fn parse_entity(text: &str) -> Result<EntityId, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::bad_request("malformed entity id"))
+}
+
+fn parse_attachment(text: &str) -> Result<AttachmentId, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::bad_request("malformed attachment id"))
+}
+
+fn parse_exchange_id(text: &str) -> Result<ExchangeDataId, ApiError> {
+    Ok(ExchangeDataId::from_bytes(http::parse_hex::<16>(text)?))
+}
+
+fn expected_rev<B>(request: &Request<B>) -> Result<u64, ApiError> {
+    http::query(request.uri().query(), "rev")
+        .ok_or_else(|| ApiError::bad_request("the revision being replaced is required: ?rev=N"))?
+        .parse()
+        .map_err(|_| ApiError::bad_request("malformed revision"))
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Whether the requester may see `entity`: it holds one of its delegation keys or is an explicit delegate.
+fn visible(entity: &EncryptedEntity, requester: &Requester) -> bool {
+    entity
+        .security_metadata
+        .delegations
+        .iter()
+        .any(|(key, d)| requester.holds(key) || d.delegate == Some(requester.owner))
+}
+
+/// Whether the requester may write `entity`: one of the delegations it holds grants write.
+fn writable(entity: &EncryptedEntity, requester: &Requester) -> bool {
+    entity.security_metadata.delegations.iter().any(|(key, d)| {
+        d.permission == Permission::Write
+            && (requester.holds(key) || d.delegate == Some(requester.owner))
+    })
+}
+
+/// Loads an entity the requester may see, or answers 404.
+async fn load_visible(
+    state: &Arc<State>,
+    id: EntityId,
+    requester: &Requester,
+) -> Result<EncryptedEntity, ApiError> {
+    let entity = blocking(state, move |store| Ok(store.get_entity(id)?)).await?;
+    entity
+        .filter(|e| visible(e, requester))
+        .ok_or_else(ApiError::not_found)
+}
+
+/// Trusts exactly the bundles stored for an owner (the server has no other source of truth).
+fn stored_bundle(
+    owner: &Owner,
+    fingerprint: &tessera_keys::Fingerprint,
+) -> Result<tessera_keys::TrustedBundle, ApiError> {
+    let bundle = owner
+        .bundles
+        .iter()
+        .find(|b| b.fingerprint() == *fingerprint)
+        .cloned()
+        .ok_or_else(|| ApiError::bad_request("signed by a key bundle the owner does not have"))?;
+    Ok(PinnedFingerprints::new([*fingerprint]).trust(bundle)?)
+}
+
+// ---- authentication ----
+
+async fn challenge(state: &Arc<State>, request: Request<Incoming>) -> Result<Resp, ApiError> {
+    let accept = http::accepted(request.headers());
+    let ask: ChallengeRequest = body(state, request).await?;
+    // A challenge is issued whether or not the owner exists, so that this endpoint reveals nothing.
+    let challenge = state
+        .sessions
+        .challenge(ask.owner)
+        .ok_or_else(ApiError::internal)?;
+    Ok(http::respond(
+        accept,
+        StatusCode::OK,
+        &Challenge { challenge },
+    ))
+}
+
+async fn login(state: &Arc<State>, request: Request<Incoming>) -> Result<Resp, ApiError> {
+    let accept = http::accepted(request.headers());
+    let login: LoginRequest = body(state, request).await?;
+    if !state.sessions.take_challenge(login.owner, &login.challenge) {
+        return Err(ApiError::unauthorized());
+    }
+    let owner_id = login.owner;
+    let owner = blocking(state, move |store| Ok(store.get_owner(owner_id)?)).await?;
+    let verified = owner.is_some_and(|owner| {
+        owner
+            .value
+            .bundles
+            .iter()
+            .find(|bundle| bundle.fingerprint() == login.fingerprint)
+            .is_some_and(|bundle| {
+                bundle
+                    .verify_login(&login.challenge, &login.signature)
+                    .is_ok()
+            })
+    });
+    if !verified {
+        return Err(ApiError::unauthorized());
+    }
+    let lifetime = state.limits.session_lifetime;
+    let token = state
+        .sessions
+        .open(login.owner, lifetime)
+        .ok_or_else(ApiError::internal)?;
+    tracing::info!(owner = %login.owner, "session opened");
+    Ok(http::respond(
+        accept,
+        StatusCode::OK,
+        &Session {
+            token,
+            expires: now() + lifetime.as_secs(),
+        },
+    ))
+}
+
+async fn register_access_keys(
+    state: &Arc<State>,
+    request: Request<Incoming>,
+) -> Result<Resp, ApiError> {
+    let token = http::bearer(request.headers())
+        .ok_or_else(ApiError::unauthorized)?
+        .to_owned();
+    let keys: AccessKeys = body(state, request).await?;
+    if keys.keys.len() > state.limits.max_access_keys {
+        return Err(http::too_many_keys(state.limits.max_access_keys));
+    }
+    let count = keys.keys.len();
+    let keys = keys
+        .keys
+        .into_iter()
+        .map(|k| tessera_keys::AccessControlKey::from_bytes(k.0));
+    if !state.sessions.register(&token, keys) {
+        return Err(ApiError::unauthorized());
+    }
+    tracing::debug!(count, "access keys registered");
+    Ok(http::with_type(
+        StatusCode::NO_CONTENT,
+        crate::wire::JSON,
+        Bytes::new(),
+    ))
+}
+
+// ---- owners ----
+
+async fn register_owner(state: &Arc<State>, request: Request<Incoming>) -> Result<Resp, ApiError> {
+    let admin = http::admin_token(request.headers()).is_some_and(|token| state.is_admin(token));
+    let parent = if admin {
+        None
+    } else {
+        Some(requester(state, &request)?.owner)
+    };
+    let accept = http::accepted(request.headers());
+    let owner: Owner = body(state, request).await?;
+    if parent.is_some_and(|parent| owner.parent != Some(parent)) {
+        return Err(ApiError::forbidden(
+            "an owner can only register owners below itself",
+        ));
+    }
+    check_bundles(&owner, None)?;
+    let rev = blocking(state, move |store| Ok(store.put_owner(&owner, None)?)).await?;
+    Ok(http::respond(accept, StatusCode::CREATED, &Written { rev }))
+}
+
+/// Every bundle is the owner's and self-signed; bundles beyond `existing` are chained from an existing one.
+fn check_bundles(owner: &Owner, existing: Option<&Owner>) -> Result<(), ApiError> {
+    if owner.bundles.is_empty() {
+        return Err(ApiError::bad_request(
+            "an owner needs at least one key bundle",
+        ));
+    }
+    let known = existing.map_or(&[][..], |e| e.bundles.as_slice());
+    if owner.bundles.get(..known.len()) != Some(known) {
+        return Err(ApiError::bad_request(
+            "existing key bundles cannot be changed or removed",
+        ));
+    }
+    for bundle in &owner.bundles {
+        if bundle.owner() != owner.id {
+            return Err(ApiError::bad_request(
+                "a key bundle belongs to another owner",
+            ));
+        }
+        bundle.verify_self_signature()?;
+    }
+    for bundle in owner.bundles.get(known.len()..).unwrap_or_default() {
+        if existing.is_some()
+            && !known
+                .iter()
+                .any(|older| bundle.verify_chain_from(older).is_ok())
+        {
+            return Err(ApiError::bad_request(
+                "a new key bundle must be signed by an existing one",
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn get_owner(
+    state: &Arc<State>,
+    request: &Request<Incoming>,
+    id: OwnerId,
+) -> Result<Resp, ApiError> {
+    requester(state, request)?;
+    let owner = blocking(state, move |store| Ok(store.get_owner(id)?)).await?;
+    let owner = owner.ok_or_else(ApiError::not_found)?;
+    Ok(respond(request, StatusCode::OK, &owner))
+}
+
+async fn update_owner(
+    state: &Arc<State>,
+    request: Request<Incoming>,
+    id: OwnerId,
+) -> Result<Resp, ApiError> {
+    let requester = requester(state, &request)?;
+    if requester.owner != id {
+        return Err(ApiError::forbidden(
+            "only an owner can add its own key bundles",
+        ));
+    }
+    let rev = expected_rev(&request)?;
+    let accept = http::accepted(request.headers());
+    let owner: Owner = body(state, request).await?;
+    let rev = blocking(state, move |store| {
+        let stored = store.get_owner(id)?.ok_or_else(ApiError::not_found)?;
+        if owner.id != id || owner.kind != stored.value.kind || owner.parent != stored.value.parent
+        {
+            return Err(ApiError::bad_request(
+                "an owner's id, kind and parent cannot change",
+            ));
+        }
+        check_bundles(&owner, Some(&stored.value))?;
+        Ok(store.put_owner(&owner, Some(rev))?)
+    })
+    .await?;
+    Ok(http::respond(accept, StatusCode::OK, &Written { rev }))
+}
+
+// ---- exchange data ----
+
+async fn create_exchange_data(
+    state: &Arc<State>,
+    request: Request<Incoming>,
+) -> Result<Resp, ApiError> {
+    let requester = requester(state, &request)?;
+    let accept = http::accepted(request.headers());
+    let data: ExchangeData = body(state, request).await?;
+    if data.delegator() != requester.owner {
+        return Err(ApiError::forbidden(
+            "only the delegator can store its exchange data",
+        ));
+    }
+    let rev = blocking(state, move |store| {
+        let delegator = store
+            .get_owner(data.delegator())?
+            .ok_or_else(ApiError::not_found)?;
+        if store.get_owner(data.delegate())?.is_none() {
+            return Err(ApiError::bad_request(
+                "the delegate is not a registered owner",
+            ));
+        }
+        data.verify(&stored_bundle(&delegator.value, &data.signer())?)?;
+        Ok(store.put_exchange_data(&data, None)?)
+    })
+    .await?;
+    Ok(http::respond(accept, StatusCode::CREATED, &Written { rev }))
+}
+
+fn participant(data: &ExchangeData, owner: OwnerId) -> bool {
+    data.delegator() == owner || data.delegate() == owner
+}
+
+async fn get_exchange_data(
+    state: &Arc<State>,
+    request: &Request<Incoming>,
+    id: ExchangeDataId,
+) -> Result<Resp, ApiError> {
+    let requester = requester(state, request)?;
+    let data = blocking(state, move |store| Ok(store.get_exchange_data(id)?)).await?;
+    let data = data
+        .filter(|d| participant(&d.value, requester.owner))
+        .ok_or_else(ApiError::not_found)?;
+    Ok(respond(request, StatusCode::OK, &data))
+}
+
+async fn list_exchange_data(
+    state: &Arc<State>,
+    request: &Request<Incoming>,
+) -> Result<Resp, ApiError> {
+    let owner = requester(state, request)?.owner;
+    let list = blocking(state, move |store| Ok(store.exchange_data_of(owner)?)).await?;
+    Ok(respond(request, StatusCode::OK, &list))
+}
+
+async fn add_wraps(
+    state: &Arc<State>,
+    request: Request<Incoming>,
+    id: ExchangeDataId,
+) -> Result<Resp, ApiError> {
+    let requester = requester(state, &request)?;
+    let rev = expected_rev(&request)?;
+    let accept = http::accepted(request.headers());
+    let data: ExchangeData = body(state, request).await?;
+    let rev = blocking(state, move |store| {
+        let stored = store
+            .get_exchange_data(id)?
+            .filter(|d| participant(&d.value, requester.owner))
+            .ok_or_else(ApiError::not_found)?;
+        let kept = stored
+            .value
+            .wrapped_for()
+            .all(|fp| stored.value.wrap(&fp) == data.wrap(&fp));
+        if data.id() != id || data.canonical_bytes() != stored.value.canonical_bytes() || !kept {
+            return Err(ApiError::bad_request(
+                "only wraps can be added to exchange data; the signed part and existing wraps stay",
+            ));
+        }
+        Ok(store.put_exchange_data(&data, Some(rev))?)
+    })
+    .await?;
+    Ok(http::respond(accept, StatusCode::OK, &Written { rev }))
+}
+
+// ---- key bag and side map ----
+
+async fn get_key_bag(state: &Arc<State>, request: &Request<Incoming>) -> Result<Resp, ApiError> {
+    let owner = requester(state, request)?.owner;
+    let entries = blocking(state, move |store| Ok(store.key_bag(owner)?)).await?;
+    Ok(respond(request, StatusCode::OK, &entries))
+}
+
+async fn put_key_bag_entry(
+    state: &Arc<State>,
+    request: Request<Incoming>,
+    id: &str,
+) -> Result<Resp, ApiError> {
+    let owner = requester(state, &request)?.owner;
+    let id = KeyBagEntryId::from_bytes(http::parse_hex::<32>(id)?);
+    let entry: KeyBagEntry = body(state, request).await?;
+    if entry.owner != owner || entry.id != id {
+        return Err(ApiError::bad_request(
+            "a key-bag entry goes to its owner's bag under its own id",
+        ));
+    }
+    blocking(state, move |store| Ok(store.put_key_bag_entry(&entry)?)).await?;
+    Ok(http::with_type(
+        StatusCode::NO_CONTENT,
+        crate::wire::JSON,
+        Bytes::new(),
+    ))
+}
+
+async fn put_side_map(state: &Arc<State>, request: Request<Incoming>) -> Result<Resp, ApiError> {
+    let owner = requester(state, &request)?.owner;
+    let entry: SideMapEntry = body(state, request).await?;
+    if entry.owner != owner {
+        return Err(ApiError::bad_request("a side-map entry goes to its owner"));
+    }
+    blocking(state, move |store| Ok(store.put_side_map_entry(&entry)?)).await?;
+    Ok(http::with_type(
+        StatusCode::NO_CONTENT,
+        crate::wire::JSON,
+        Bytes::new(),
+    ))
+}
+
+async fn get_side_map(
+    state: &Arc<State>,
+    request: &Request<Incoming>,
+    key: DelegationKey,
+) -> Result<Resp, ApiError> {
+    let owner = requester(state, request)?.owner;
+    let entry = blocking(state, move |store| Ok(store.side_map_entry(owner, &key)?)).await?;
+    Ok(respond(
+        request,
+        StatusCode::OK,
+        &entry.ok_or_else(ApiError::not_found)?,
+    ))
+}
+
+// ---- entities ----
+
+async fn create_entities(state: &Arc<State>, request: Request<Incoming>) -> Result<Resp, ApiError> {
+    let requester = requester(state, &request)?;
+    let accept = http::accepted(request.headers());
+    let Entities { entities } = body(state, request).await?;
+    if entities.is_empty() || entities.len() > state.limits.max_bulk_entities {
+        return Err(ApiError::bad_request(format!(
+            "send 1 to {} entities per request",
+            state.limits.max_bulk_entities
+        )));
+    }
+    for entity in &entities {
+        rules::validate_new_entity(entity)?;
+        let root = rules::root(&entity.security_metadata)?;
+        let root_delegation = entity.security_metadata.delegations.get(&root);
+        let own_root = root_delegation.is_some_and(|d| {
+            d.delegator == Some(requester.owner) && d.delegate == Some(requester.owner)
+        });
+        if !requester.holds(&root) && !own_root {
+            return Err(ApiError::forbidden(
+                "the creator must hold the root delegation",
+            ));
+        }
+    }
+    let ids: Vec<EntityId> = entities.iter().map(|e| e.id).collect();
+    let revs = blocking(state, move |store| Ok(store.create_entities(&entities)?)).await?;
+    tracing::debug!(count = ids.len(), "entities created");
+    Ok(http::respond(
+        accept,
+        StatusCode::CREATED,
+        &BulkWritten {
+            written: ids.into_iter().zip(revs).collect(),
+        },
+    ))
+}
+
+async fn get_entity(
+    state: &Arc<State>,
+    request: &Request<Incoming>,
+    id: EntityId,
+) -> Result<Resp, ApiError> {
+    let requester = requester(state, request)?;
+    let entity = load_visible(state, id, &requester).await?;
+    Ok(respond(request, StatusCode::OK, &entity))
+}
+
+async fn update_entity(
+    state: &Arc<State>,
+    request: Request<Incoming>,
+    id: EntityId,
+    rotation: bool,
+) -> Result<Resp, ApiError> {
+    let requester = requester(state, &request)?;
+    let accept = http::accepted(request.headers());
+    let update: EntityUpdate = body(state, request).await?;
+    if update.entity.id != id {
+        return Err(ApiError::bad_request("the body names another entity"));
+    }
+    let stored = load_visible(state, id, &requester).await?;
+    if !writable(&stored, &requester) {
+        return Err(ApiError::forbidden("write access is required"));
+    }
+    if stored.rev != update.expected_rev {
+        return Err(tessera_store::Error::Conflict {
+            what: "entity",
+            expected: Some(update.expected_rev),
+            actual: Some(stored.rev),
+        }
+        .into());
+    }
+    if rotation {
+        rules::validate_rotation(&stored, &update.entity, |key| requester.holds(key))?;
+    } else {
+        rules::validate_update(&stored, &update.entity)?;
+    }
+    let rev = blocking(state, move |store| {
+        Ok(store.update_entity(&update.entity, update.expected_rev)?)
+    })
+    .await?;
+    Ok(http::respond(accept, StatusCode::OK, &Written { rev }))
+}
+
+async fn delete_entity(
+    state: &Arc<State>,
+    request: &Request<Incoming>,
+    id: EntityId,
+) -> Result<Resp, ApiError> {
+    let requester = requester(state, request)?;
+    let rev = expected_rev(request)?;
+    let stored = load_visible(state, id, &requester).await?;
+    if !writable(&stored, &requester) {
+        return Err(ApiError::forbidden("write access is required"));
+    }
+    blocking(state, move |store| Ok(store.delete_entity(id, rev)?)).await?;
+    Ok(http::with_type(
+        StatusCode::NO_CONTENT,
+        crate::wire::JSON,
+        Bytes::new(),
+    ))
+}
+
+/// Loads every entity a bulk request names (each visible to the requester), changes them, and stores them in one
+/// commit naming the revisions read, so that a concurrent write makes the whole request a conflict.
+async fn bulk_change<K, F>(
+    state: &Arc<State>,
+    requester: &Requester,
+    by_entity: BTreeMap<EntityId, K>,
+    mut change: F,
+) -> Result<BulkWritten, ApiError>
+where
+    F: FnMut(&mut EncryptedEntity, K) -> Result<(), ApiError>,
+{
+    if by_entity.is_empty() || by_entity.len() > state.limits.max_bulk_entities {
+        return Err(ApiError::bad_request(format!(
+            "name 1 to {} entities per request",
+            state.limits.max_bulk_entities
+        )));
+    }
+    let mut changed = Vec::with_capacity(by_entity.len());
+    for (id, item) in by_entity {
+        let mut entity = load_visible(state, id, requester).await?;
+        let rev = entity.rev;
+        change(&mut entity, item)?;
+        changed.push((entity, rev));
+    }
+    let ids: Vec<EntityId> = changed.iter().map(|(e, _)| e.id).collect();
+    let revs = blocking(state, move |store| Ok(store.update_entities(&changed)?)).await?;
+    Ok(BulkWritten {
+        written: ids.into_iter().zip(revs).collect(),
+    })
+}
+
+async fn share(state: &Arc<State>, request: Request<Incoming>) -> Result<Resp, ApiError> {
+    let requester = requester(state, &request)?;
+    let accept = http::accepted(request.headers());
+    let ShareBody { request: share } = body(state, request).await?;
+    let mut by_entity: BTreeMap<EntityId, Vec<tessera_sharing::ShareEntry>> = BTreeMap::new();
+    for entry in share.entries {
+        by_entity.entry(entry.entity_id).or_default().push(entry);
+    }
+    let written = bulk_change(state, &requester, by_entity, |entity, entries| {
+        Ok(rules::apply_share(entity, &entries, |key| {
+            requester.holds(key)
+        })?)
+    })
+    .await?;
+    Ok(http::respond(accept, StatusCode::OK, &written))
+}
+
+async fn revoke(state: &Arc<State>, request: Request<Incoming>) -> Result<Resp, ApiError> {
+    let requester = requester(state, &request)?;
+    let accept = http::accepted(request.headers());
+    let RevokeBody { revocations } = body(state, request).await?;
+    let mut by_entity: BTreeMap<EntityId, Vec<DelegationKey>> = BTreeMap::new();
+    for revocation in revocations {
+        by_entity
+            .entry(revocation.entity_id)
+            .or_default()
+            .push(revocation.delegation_key);
+    }
+    let written = bulk_change(state, &requester, by_entity, |entity, keys| {
+        for key in keys {
+            rules::apply_revoke(entity, &key, |held| requester.holds(held))?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(http::respond(accept, StatusCode::OK, &written))
+}
+
+async fn query_entities(state: &Arc<State>, request: &Request<Incoming>) -> Result<Resp, ApiError> {
+    let requester = requester(state, request)?;
+    let query = request.uri().query();
+    let ids = if let Some(tag) = http::query(query, "tag") {
+        let tag = SearchTag::from_bytes(http::parse_hex::<32>(tag)?);
+        blocking(state, move |store| Ok(store.entities_by_search_tag(&tag)?)).await?
+    } else if let Some(key) = http::query(query, "delegation_key") {
+        let key = DelegationKey::from_bytes(http::parse_hex::<32>(key)?);
+        if !requester.holds(&key) {
+            Vec::new()
+        } else {
+            blocking(state, move |store| {
+                Ok(store.entities_by_delegation_key(&key)?)
+            })
+            .await?
+        }
+    } else {
+        return Err(ApiError::bad_request(
+            "query by ?tag=<hex> or ?delegation_key=<hex>",
+        ));
+    };
+    if ids.len() > state.limits.max_bulk_entities {
+        return Err(ApiError::bad_request("the query matches too many entities"));
+    }
+    let found = blocking(state, move |store| {
+        ids.into_iter()
+            .filter_map(|id| store.get_entity(id).transpose())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ApiError::from)
+    })
+    .await?;
+    let entities = found
+        .into_iter()
+        .filter(|e| visible(e, &requester))
+        .collect();
+    Ok(respond(request, StatusCode::OK, &Entities { entities }))
+}
+
+// ---- attachments ----
+
+async fn put_attachment(
+    state: &Arc<State>,
+    request: Request<Incoming>,
+    id: EntityId,
+    attachment: AttachmentId,
+) -> Result<Resp, ApiError> {
+    let requester = requester(state, &request)?;
+    let entity = load_visible(state, id, &requester).await?;
+    if !writable(&entity, &requester) {
+        return Err(ApiError::forbidden("write access is required"));
+    }
+    let reference = entity
+        .attachments
+        .iter()
+        .find(|a| a.id == attachment)
+        .ok_or_else(|| {
+            ApiError::bad_request("add the attachment's reference to the entity first")
+        })?;
+    let expected_len = reference.encrypted_len;
+    let bytes = http::read_body(request.into_body(), state.limits.max_attachment_bytes).await?;
+    if bytes.len() as u64 != expected_len {
+        return Err(ApiError::bad_request(
+            "the stream length differs from the entity's attachment reference",
+        ));
+    }
+    tracing::debug!(bytes = bytes.len(), "attachment stored");
+    blocking(state, move |store| {
+        Ok(store.put_attachment(id, attachment, &bytes)?)
+    })
+    .await?;
+    Ok(http::with_type(
+        StatusCode::NO_CONTENT,
+        OCTET_STREAM,
+        Bytes::new(),
+    ))
+}
+
+async fn get_attachment(
+    state: &Arc<State>,
+    request: &Request<Incoming>,
+    id: EntityId,
+    attachment: AttachmentId,
+) -> Result<Resp, ApiError> {
+    let requester = requester(state, request)?;
+    load_visible(state, id, &requester).await?;
+    let range = request.headers().get(RANGE).map(parse_range).transpose()?;
+    let (total, bytes) = blocking(state, move |store| {
+        let total = store
+            .attachment_len(id, attachment)?
+            .ok_or_else(ApiError::not_found)?;
+        let range = range.unwrap_or(0..total);
+        if range.start >= total.max(1) || range.start >= range.end {
+            return Err(ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                format!("the stream has {total} bytes"),
+            ));
+        }
+        let bytes = store
+            .read_attachment(id, attachment, range)?
+            .ok_or_else(ApiError::not_found)?;
+        Ok((total, bytes))
+    })
+    .await?;
+    let partial = request.headers().contains_key(RANGE);
+    let length = bytes.len() as u64;
+    let mut response = http::with_type(
+        if partial {
+            StatusCode::PARTIAL_CONTENT
+        } else {
+            StatusCode::OK
+        },
+        OCTET_STREAM,
+        Bytes::from(bytes),
+    );
+    if partial {
+        let start = range_start(request).unwrap_or(0);
+        let value = format!(
+            "bytes {start}-{}/{total}",
+            (start + length).saturating_sub(1)
+        );
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(CONTENT_RANGE, value);
+        }
+    }
+    Ok(response)
+}
+
+fn range_start<B>(request: &Request<B>) -> Option<u64> {
+    request
+        .headers()
+        .get(RANGE)
+        .and_then(|v| parse_range(v).ok())
+        .map(|r| r.start)
+}
+
+/// Parses `bytes=a-b` (inclusive) or `bytes=a-` into a half-open range.
+fn parse_range(value: &HeaderValue) -> Result<std::ops::Range<u64>, ApiError> {
+    let invalid =
+        || ApiError::bad_request("only one range of the form bytes=a-b or bytes=a- is supported");
+    let spec = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("bytes="))
+        .ok_or_else(invalid)?;
+    let (start, end) = spec.split_once('-').ok_or_else(invalid)?;
+    let start: u64 = start.parse().map_err(|_| invalid())?;
+    let end = if end.is_empty() {
+        u64::MAX
+    } else {
+        end.parse::<u64>().map_err(|_| invalid())?.saturating_add(1)
+    };
+    Ok(start..end)
+}
+
+// ---- recovery ----
+
+async fn put_recovery(
+    state: &Arc<State>,
+    request: Request<Incoming>,
+    id: [u8; 32],
+) -> Result<Resp, ApiError> {
+    requester(state, &request)?;
+    let recovery: RecoveryBody = body(state, request).await?;
+    let data = RecoveryData {
+        id,
+        sealed: recovery.sealed,
+        expires: recovery.expires,
+    };
+    blocking(state, move |store| Ok(store.put_recovery_data(&data)?)).await?;
+    Ok(http::with_type(
+        StatusCode::NO_CONTENT,
+        crate::wire::JSON,
+        Bytes::new(),
+    ))
+}
+
+/// Recovery data is fetched without a session (its owner has lost its key): knowing the id, the hash of the
+/// recovery key, is the capability.
+async fn get_recovery(
+    state: &Arc<State>,
+    request: &Request<Incoming>,
+    id: [u8; 32],
+) -> Result<Resp, ApiError> {
+    let data = blocking(state, move |store| Ok(store.get_recovery_data(&id)?)).await?;
+    let data = data
+        .filter(|d| d.expires > now())
+        .ok_or_else(ApiError::not_found)?;
+    Ok(respond(
+        request,
+        StatusCode::OK,
+        &RecoveryBody {
+            sealed: data.sealed,
+            expires: data.expires,
+        },
+    ))
+}
