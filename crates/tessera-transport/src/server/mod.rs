@@ -1,6 +1,7 @@
 //! The HTTP server: connection handling (HTTP/1.1 and HTTP/2), sessions, limits, and graceful shutdown.
 
 mod auth;
+mod commit;
 mod http;
 mod metrics;
 mod routes;
@@ -18,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub(crate) use self::auth::Sessions;
+pub(crate) use self::commit::Committer;
 pub(crate) use self::metrics::Metrics;
 
 /// Limits the server enforces; each answers a clear 4xx and changes nothing.
@@ -87,6 +89,7 @@ impl ServerConfig {
 /// Everything a request handler needs.
 pub(crate) struct State {
     pub(crate) store: Arc<dyn Store>,
+    pub(crate) committer: Committer,
     pub(crate) sessions: Sessions,
     pub(crate) metrics: Metrics,
     pub(crate) limits: Limits,
@@ -120,6 +123,7 @@ impl Server {
         let listener = TcpListener::bind(config.listen).await?;
         let local_addr = listener.local_addr()?;
         let state = Arc::new(State {
+            committer: Committer::start(Arc::clone(&store))?,
             store,
             sessions: Sessions::default(),
             metrics: Metrics::default(),
