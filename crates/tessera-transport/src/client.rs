@@ -30,7 +30,7 @@ use crate::wire::{
 };
 
 /// Access keys per header value, so that no header line grows past common limits.
-const KEYS_PER_HEADER: usize = 64;
+const KEYS_PER_HEADER: usize = 256;
 /// Extra attempts for idempotent requests that failed in transport.
 const RETRIES: u32 = 2;
 

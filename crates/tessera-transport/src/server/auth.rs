@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 use tessera_keys::{AccessControlKey, DelegationKey, OwnerId};
 
 const CHALLENGE_LIFETIME: Duration = Duration::from_secs(60);
+/// Most challenges waiting for an answer, so that a flood of requests cannot fill memory.
+const MAX_PENDING_CHALLENGES: usize = 65_536;
+/// Most access-control keys one session may hold in total.
+pub(crate) const MAX_KEYS_PER_SESSION: usize = 1 << 20;
 
 /// What a request proved about who sends it.
 #[derive(Clone, Debug)]
@@ -54,6 +58,9 @@ impl Sessions {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         challenges.retain(|_, (_, issued)| now.duration_since(*issued) < CHALLENGE_LIFETIME);
+        if challenges.len() >= MAX_PENDING_CHALLENGES {
+            return None;
+        }
         challenges.insert(challenge, (owner, now));
         Some(challenge)
     }
@@ -101,24 +108,39 @@ impl Sessions {
         })
     }
 
-    /// Adds access-control keys to a session (as delegation keys). Returns false if the session is gone.
+    /// Adds access-control keys to a live session (as delegation keys).
     pub(crate) fn register(
         &self,
         token_hex: &str,
         keys: impl IntoIterator<Item = AccessControlKey>,
-    ) -> bool {
-        let Some(token) = decode_token(token_hex) else {
-            return false;
-        };
+    ) -> Result<(), Registration> {
+        let token = decode_token(token_hex).ok_or(Registration::NoSession)?;
+        let hash = tessera_primitives::sha256(&token);
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(state) = sessions.get_mut(&tessera_primitives::sha256(&token)) else {
-            return false;
-        };
+        let state = sessions.get(&hash).ok_or(Registration::NoSession)?;
+        if state.expires <= Instant::now() {
+            sessions.remove(&hash);
+            return Err(Registration::NoSession);
+        }
         let mut registered = HashSet::clone(&state.registered);
         registered.extend(keys.into_iter().map(|key| key.delegation_key()));
-        state.registered = Arc::new(registered);
-        true
+        if registered.len() > MAX_KEYS_PER_SESSION {
+            return Err(Registration::TooMany);
+        }
+        if let Some(state) = sessions.get_mut(&hash) {
+            state.registered = Arc::new(registered);
+        }
+        Ok(())
     }
+}
+
+/// Why keys could not be registered.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Registration {
+    /// The session does not exist or has expired.
+    NoSession,
+    /// The session would hold more than [`MAX_KEYS_PER_SESSION`] keys.
+    TooMany,
 }
 
 fn decode_token(token_hex: &str) -> Option<[u8; 32]> {

@@ -21,7 +21,7 @@ use tessera_store::{RecoveryData, Store};
 use tracing::Instrument;
 
 use super::State;
-use super::auth::Requester;
+use super::auth::{MAX_KEYS_PER_SESSION, Registration, Requester};
 use super::http::{self, Resp};
 use crate::error::ApiError;
 use crate::wire::{
@@ -281,10 +281,13 @@ async fn challenge(state: &Arc<State>, request: Request<Incoming>) -> Result<Res
     let accept = http::accepted(request.headers());
     let ask: ChallengeRequest = body(state, request).await?;
     // A challenge is issued whether or not the owner exists, so that this endpoint reveals nothing.
-    let challenge = state
-        .sessions
-        .challenge(ask.owner)
-        .ok_or_else(ApiError::internal)?;
+    let challenge = state.sessions.challenge(ask.owner).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_challenges",
+            "too many logins in progress; retry in a minute",
+        )
+    })?;
     Ok(http::respond(
         accept,
         StatusCode::OK,
@@ -347,8 +350,10 @@ async fn register_access_keys(
         .keys
         .into_iter()
         .map(|k| tessera_keys::AccessControlKey::from_bytes(k.0));
-    if !state.sessions.register(&token, keys) {
-        return Err(ApiError::unauthorized());
+    match state.sessions.register(&token, keys) {
+        Ok(()) => {}
+        Err(Registration::NoSession) => return Err(ApiError::unauthorized()),
+        Err(Registration::TooMany) => return Err(http::too_many_keys(MAX_KEYS_PER_SESSION)),
     }
     tracing::debug!(count, "access keys registered");
     Ok(http::with_type(
@@ -478,7 +483,7 @@ async fn create_exchange_data(
             ));
         }
         data.verify(&stored_bundle(&delegator.value, &data.signer())?)?;
-        Ok(store.put_exchange_data(&data, None)?)
+        store.put_exchange_data(&data, None).map_err(hide_revision)
     })
     .await?;
     Ok(http::respond(accept, StatusCode::CREATED, &Written { rev }))
@@ -528,7 +533,26 @@ async fn add_wraps(
             .value
             .wrapped_for()
             .all(|fp| stored.value.wrap(&fp) == data.wrap(&fp));
-        if data.id() != id || data.canonical_bytes() != stored.value.canonical_bytes() || !kept {
+        // A new wrap must be for a stored bundle of either party, or a garbage wrap could squat a key's slot.
+        let party_keys: Vec<tessera_keys::Fingerprint> =
+            [stored.value.delegator(), stored.value.delegate()]
+                .into_iter()
+                .filter_map(|owner| store.get_owner(owner).ok().flatten())
+                .flat_map(|owner| {
+                    owner
+                        .value
+                        .bundles
+                        .iter()
+                        .map(tessera_keys::KeyBundle::fingerprint)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+        let known = data.wrapped_for().all(|fp| party_keys.contains(&fp));
+        if data.id() != id
+            || data.canonical_bytes() != stored.value.canonical_bytes()
+            || !kept
+            || !known
+        {
             return Err(ApiError::bad_request(
                 "only wraps can be added to exchange data; the signed part and existing wraps stay",
             ));
@@ -626,7 +650,8 @@ async fn create_entities(state: &Arc<State>, request: Request<Incoming>) -> Resu
         .committer
         .create(entities)
         .await
-        .ok_or_else(ApiError::internal)??;
+        .ok_or_else(ApiError::internal)?
+        .map_err(hide_revision)?;
     tracing::debug!(count = ids.len(), "entities created");
     Ok(http::respond(
         accept,
@@ -635,6 +660,19 @@ async fn create_entities(state: &Arc<State>, request: Request<Incoming>) -> Resu
             written: ids.into_iter().zip(revs).collect(),
         },
     ))
+}
+
+/// A create that collides with an existing id answers 409 without the stored revision, which would tell someone
+/// who may not see the record how often it changed.
+fn hide_revision(error: tessera_store::Error) -> ApiError {
+    match error {
+        tessera_store::Error::Conflict { .. } => ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "a record with this id already exists",
+        ),
+        other => other.into(),
+    }
 }
 
 async fn get_entity(
