@@ -45,6 +45,7 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
         steps.push(("cargo-deny", deny::run));
     }
     steps.push(("doctests", doctests));
+    steps.push(("examples", examples));
     steps.push(("tests", tests));
     let count = steps.len();
     for (index, (name, step)) in steps.into_iter().enumerate() {
@@ -73,7 +74,9 @@ fn clippy(root: &Path) -> Result<()> {
 }
 
 /// Unit, integration and binary tests: cargo-nextest when it is installed, else `cargo test` (doctests run separately).
+/// The interoperability tests need Python's `cryptography` package: it is installed first when missing.
 fn tests(root: &Path) -> Result<()> {
+    ensure_python_cryptography();
     if util::succeeds(cargo(root).args(["nextest", "--version"])) {
         util::run(cargo(root).args(["nextest", "run", "--workspace", "--all-features"]))
     } else {
@@ -99,4 +102,46 @@ fn rustdoc(root: &Path) -> Result<()> {
             .args(["doc", "--workspace", "--all-features", "--no-deps"])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )
+}
+
+/// Installs Python's `cryptography` package when `python3` lacks it (the interop tests' peer). A machine without
+/// Python or pip keeps going: the interop tests then fall back to the `openssl` command or fail with a clear message.
+fn ensure_python_cryptography() {
+    let has = |args: &[&str]| util::succeeds(std::process::Command::new("python3").args(args));
+    if has(&["-c", "import cryptography"]) {
+        return;
+    }
+    println!(
+        "Python's cryptography package is missing; installing it for the interoperability tests"
+    );
+    let _ = has(&["-m", "pip", "install", "--quiet", "cryptography"])
+        || has(&[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--break-system-packages",
+            "cryptography",
+        ]);
+}
+
+/// Runs every example of the facade (one per user story); each exits non-zero when what it shows does not hold.
+fn examples(root: &Path) -> Result<()> {
+    let dir = root.join("crates/tessera/examples");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|entry| entry.ok())
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            name.strip_suffix(".rs").map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        bail!("no example in {}", dir.display());
+    }
+    for name in names {
+        util::run(cargo(root).args(["run", "--quiet", "-p", "tessera", "--example", &name]))?;
+    }
+    Ok(())
 }

@@ -18,11 +18,20 @@ const DB_FOLDER: &str = "advisory-db-3157b0e258782691";
 const SHARED_DB: &str = "../shared/advisory-db";
 /// [`SHARED_DB`] relative to the folder that holds the repository, for messages without `..`.
 const SHARED_DB_IN_PARENT: &str = "shared/advisory-db";
+/// The cargo-deny release `deny.toml` follows.
+const CARGO_DENY_VERSION: &str = "0.20.2";
 
 /// Prepares the advisory database (or reuses the prepared copy), then runs `cargo deny --offline --all-features check`.
 pub(crate) fn run(root: &Path) -> Result<()> {
     if !util::succeeds(cargo(root).args(["deny", "--version"])) {
-        bail!("cargo-deny is not installed; run `cargo install --locked cargo-deny`");
+        // A fresh machine has no cargo-deny: install the version deny.toml is written for (about 3 minutes).
+        println!("cargo-deny is not installed; installing cargo-deny {CARGO_DENY_VERSION}");
+        util::run(cargo(root).args([
+            "install",
+            "--locked",
+            &format!("cargo-deny@{CARGO_DENY_VERSION}"),
+        ]))
+        .context("could not install cargo-deny")?;
     }
     let db = prepare_db(root)?;
     util::run(cargo(root).args(["deny", "--offline", "--all-features", "check"])).with_context(|| {

@@ -425,6 +425,48 @@ pub fn share(
     Ok(entries)
 }
 
+/// `entity` with `document` as its new content: split by `manifest` and sealed under the entity's current key, so
+/// that the key commitment, the delegations and every delegate's access stay as they are. Send it as a plain update
+/// naming the revision it replaces.
+///
+/// # Errors
+/// [`Error::Malformed`] if `opened` is another entity or the document cannot be serialised; [`Error::Crypto`] if
+/// `opened` holds an old key (the entity was rotated since it was opened).
+pub fn update(
+    entity: &EncryptedEntity,
+    opened: &DecryptedEntity,
+    document: Map<String, Value>,
+    manifest: &EncryptionManifest,
+) -> Result<EncryptedEntity> {
+    if opened.id != entity.id || opened.entity_type != entity.entity_type {
+        return Err(Error::Malformed {
+            what: "update",
+            reason: "the opened entity is another one",
+        });
+    }
+    check_key_commitment(
+        &opened.entity_key,
+        &entity.entity_type,
+        &entity.id,
+        &entity.key_commitment,
+    )?;
+    let (public, sensitive) = manifest.split(document);
+    let sensitive_json =
+        Zeroizing::new(
+            serde_json::to_vec(&sensitive).map_err(|_| Error::Malformed {
+                what: "document",
+                reason: "not serialisable as JSON",
+            })?,
+        );
+    let mut updated = entity.clone();
+    updated.public = public;
+    updated.encrypted_self = Sealed(opened.entity_key.seal(
+        &sensitive_json,
+        &encrypted_self_aad(&entity.entity_type, &entity.id),
+    )?);
+    Ok(updated)
+}
+
 /// What revoke-and-rotate produced.
 #[derive(Debug)]
 pub struct Rotation {

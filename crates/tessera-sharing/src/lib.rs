@@ -13,7 +13,7 @@ mod sidemap;
 pub use crate::access::AccessIndex;
 pub use crate::entity::{
     DecryptedEntity, DelegationTarget, NewEntity, ParentLink, Rotation, SecretId, SecretIdScope,
-    ShareEntry, ShareRequest, Visibility, create, decrypt, revoke_and_rotate, share,
+    ShareEntry, ShareRequest, Visibility, create, decrypt, revoke_and_rotate, share, update,
 };
 pub use crate::error::{Error, Result, RuleViolation};
 pub use crate::manifest::{EncryptionManifest, JsonPath, merge};

@@ -1,0 +1,407 @@
+//! The everyday commands: thin wrappers over the SDK that print JSON.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use serde_json::{Map, Value, json};
+use tessera::{
+    Client, EncryptionManifest, EntityRef, NewRecord, OwnerKeys, Permission, Record, SecretString,
+    Session, Share,
+};
+use tessera_transport::serve::{ADMIN_TOKEN_ENV, ServeOptions};
+
+use crate::cli::{
+    AttachmentCommand, Connection, EntityCommand, OwnerCommand, OwnerCreateArgs, ServeArgs, Target,
+};
+use crate::trust::KnownOwners;
+use crate::ui;
+
+/// `tessera serve`: runs until Ctrl-C or SIGTERM, then shuts down gracefully.
+pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let options = ServeOptions {
+        listen: args.listen,
+        data_dir: args.data_dir,
+    };
+    let server = tessera_transport::serve::start(&options).await?;
+    println!(
+        "tessera server listening on http://{} (database in {})",
+        server.local_addr(),
+        options.data_dir.display()
+    );
+    shutdown_signal().await?;
+    println!("shutting down");
+    server.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(unix)]
+async fn shutdown_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn shutdown_signal() -> anyhow::Result<()> {
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+/// `tessera owner …`.
+pub(crate) async fn owner(command: OwnerCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        OwnerCommand::Create(args) => create_owner(args).await,
+        OwnerCommand::Fingerprint(args) => {
+            let keys = read_key_file(&args.key)?;
+            let Some(partner) = args.of else {
+                let fingerprint = keys.fingerprint();
+                ui::print_json(&json!({
+                    "owner": keys.owner().to_string(),
+                    "fingerprint": fingerprint.to_string(),
+                    "short_code": fingerprint.short_code(),
+                }))?;
+                return Ok(ExitCode::SUCCESS);
+            };
+            let mut client = Client::new(&args.server);
+            client.login(&keys).await.context("cannot log in")?;
+            let record = client
+                .owner(partner)
+                .await
+                .map_err(tessera::Error::from)
+                .with_context(|| format!("cannot fetch owner {partner}"))?
+                .value;
+            let bundles: Vec<Value> = record
+                .bundles
+                .iter()
+                .map(|bundle| {
+                    let fingerprint = bundle.fingerprint();
+                    json!({
+                        "fingerprint": fingerprint.to_string(),
+                        "short_code": fingerprint.short_code(),
+                        "created": bundle.created(),
+                    })
+                })
+                .collect();
+            ui::print_json(&json!({
+                "owner": record.id.to_string(),
+                "kind": format!("{:?}", record.kind).to_lowercase(),
+                "bundles": bundles,
+            }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn create_owner(args: OwnerCreateArgs) -> anyhow::Result<ExitCode> {
+    if args.out.exists() && !args.force {
+        bail!(
+            "{} exists; pass --force to overwrite it (its owner's key would be lost)",
+            args.out.display()
+        );
+    }
+    let generating = ui::spinner("generating the owner's RSA key and registering it");
+    let keys = match &args.parent_key {
+        None => {
+            let token = std::env::var(ADMIN_TOKEN_ENV)
+                .ok()
+                .filter(|t| !t.is_empty())
+                .with_context(|| {
+                    format!(
+                        "set {ADMIN_TOKEN_ENV} to register a top-level owner, or pass --parent-key"
+                    )
+                })?;
+            tessera::register_owner(
+                &Client::new(&args.server),
+                &token,
+                args.kind.into(),
+                args.rsa_bits.into(),
+            )
+            .await?
+        }
+        Some(parent) => {
+            let (session, known) = login(&args.server, parent, None).await?;
+            let keys = session
+                .register_owner(args.kind.into(), args.rsa_bits.into())
+                .await?;
+            known.save()?;
+            keys
+        }
+    };
+    generating.finish_and_clear();
+    write_key_file(&args.out, &tessera::encode_key_file(&keys)?)?;
+    let fingerprint = keys.fingerprint();
+    ui::print_json(&json!({
+        "owner": keys.owner().to_string(),
+        "fingerprint": fingerprint.to_string(),
+        "short_code": fingerprint.short_code(),
+        "key_file": args.out.display().to_string(),
+    }))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tessera entity …`.
+pub(crate) async fn entity(command: EntityCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        EntityCommand::Put(args) => {
+            let content = read_content(&args.content)?;
+            let (session, known) = connect(&args.connection).await?;
+            if !args.encrypt.is_empty() {
+                let manifest = EncryptionManifest::new(args.encrypt.iter().map(String::as_str))?;
+                session.set_manifest(args.entity_type.clone(), manifest);
+            }
+            let saved = match (args.update, args.rev) {
+                (Some(id), Some(rev)) => {
+                    let entity = EntityRef::new(args.entity_type.clone(), id);
+                    let rev = session.update_json(&entity, rev, content).await?;
+                    tessera::Saved { entity, rev }
+                }
+                _ => {
+                    let mut new = NewRecord::new(args.entity_type.clone(), content);
+                    if let (Some(parent), Some(parent_type)) = (args.parent, args.parent_type) {
+                        new = new.child_of(EntityRef::new(parent_type, parent));
+                    }
+                    for delegate in args.share_with {
+                        new = new.share_with(Share::read(delegate));
+                    }
+                    session.create_record(new).await?
+                }
+            };
+            known.save()?;
+            ui::print_json(&json!({
+                "type": saved.entity.entity_type.to_string(),
+                "id": saved.entity.id.to_string(),
+                "rev": saved.rev,
+            }))?;
+        }
+        EntityCommand::Get(args) => {
+            let (session, known) = connect(&args.connection).await?;
+            let record = session.get_json(&reference(&args.target)).await?;
+            known.save()?;
+            ui::print_json(&record_json(record))?;
+        }
+        EntityCommand::Share(args) => {
+            let (session, known) = connect(&args.connection).await?;
+            let shares: Vec<Share> = args
+                .with
+                .iter()
+                .map(|delegate| {
+                    let share = if args.write {
+                        Share::write(*delegate)
+                    } else {
+                        Share::read(*delegate)
+                    };
+                    share.with_visibility(args.show.into())
+                })
+                .collect();
+            let rev = session.share(&reference(&args.target), &shares).await?;
+            known.save()?;
+            ui::print_json(&json!({"id": args.target.id.to_string(), "rev": rev}))?;
+        }
+        EntityCommand::Revoke(args) => {
+            let (session, known) = connect(&args.connection).await?;
+            let entity = reference(&args.target);
+            let result = if args.rotate {
+                let rotated = session.revoke_and_rotate(&entity, &args.from).await?;
+                json!({
+                    "id": entity.id.to_string(),
+                    "rev": rotated.rev,
+                    "removed_delegations": rotated.removed,
+                    "reencrypted_attachments": rotated.attachments,
+                })
+            } else {
+                let rev = session.revoke(&entity, &args.from).await?;
+                json!({"id": entity.id.to_string(), "rev": rev})
+            };
+            known.save()?;
+            ui::print_json(&result)?;
+        }
+        EntityCommand::Query(args) => {
+            let (session, known) = connect(&args.connection).await?;
+            let parent = EntityRef::new(args.parent_type, args.parent);
+            let children = session.children_json(&parent, &args.entity_type).await?;
+            known.save()?;
+            ui::print_json(&Value::Array(
+                children.into_iter().map(record_json).collect(),
+            ))?;
+        }
+        EntityCommand::Delete(args) => {
+            let (session, known) = connect(&args.connection).await?;
+            session.delete(&reference(&args.target), args.rev).await?;
+            known.save()?;
+            ui::print_json(&json!({"id": args.target.id.to_string(), "deleted": true}))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tessera attachment …`.
+pub(crate) async fn attachment(command: AttachmentCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AttachmentCommand::Upload(args) => {
+            let content = std::fs::read(&args.file)
+                .with_context(|| format!("cannot read {}", args.file.display()))?;
+            let (session, known) = connect(&args.connection).await?;
+            let entity = reference(&args.target);
+            let record = session.get_json(&entity).await?;
+            let uploading =
+                ui::spinner(format!("encrypting and uploading {} bytes", content.len()));
+            let (attachment, rev) = session
+                .add_attachment(&entity, record.rev, &content)
+                .await?;
+            uploading.finish_and_clear();
+            known.save()?;
+            ui::print_json(&json!({
+                "attachment": attachment.to_string(),
+                "rev": rev,
+                "bytes": content.len(),
+            }))?;
+        }
+        AttachmentCommand::Download(args) => {
+            let (session, known) = connect(&args.connection).await?;
+            let entity = reference(&args.target);
+            let bar = ui::bytes("downloading and decrypting", 0);
+            let content = session
+                .attachment_with_progress(&entity, args.attachment, |done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                })
+                .await?;
+            bar.finish_and_clear();
+            known.save()?;
+            if args.out.as_os_str() == "-" {
+                std::io::stdout().lock().write_all(&content)?;
+            } else {
+                std::fs::write(&args.out, &content)
+                    .with_context(|| format!("cannot write {}", args.out.display()))?;
+                eprintln!("wrote {} bytes to {}", content.len(), args.out.display());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---- helpers ----
+
+fn reference(target: &Target) -> EntityRef {
+    EntityRef::new(target.entity_type.clone(), target.id)
+}
+
+async fn connect(connection: &Connection) -> anyhow::Result<(Session, KnownOwners)> {
+    login(
+        &connection.server,
+        &connection.key,
+        connection.known_owners.as_deref(),
+    )
+    .await
+}
+
+/// Logs in as the owner of `key`, trusting partners through the pins beside the key file.
+async fn login(
+    server: &str,
+    key: &Path,
+    known_owners: Option<&Path>,
+) -> anyhow::Result<(Session, KnownOwners)> {
+    let keys = read_key_file(key)?;
+    let known_path = known_owners.map_or_else(
+        || {
+            let mut path = key.as_os_str().to_owned();
+            path.push(".known");
+            PathBuf::from(path)
+        },
+        Path::to_path_buf,
+    );
+    let known = KnownOwners::load(&known_path)?;
+    let session = Session::login(Client::new(server), keys, known.policy())
+        .await
+        .with_context(|| format!("cannot log in to {server}"))?;
+    Ok((session, known))
+}
+
+fn read_key_file(path: &Path) -> anyhow::Result<OwnerKeys> {
+    let text = SecretString::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the key file {}", path.display()))?,
+    );
+    warn_if_readable_by_others(path);
+    tessera::decode_key_file(text.expose_secret())
+        .with_context(|| format!("{} is not a usable key file", path.display()))
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(metadata) = std::fs::metadata(path)
+        && metadata.permissions().mode() & 0o077 != 0
+    {
+        eprintln!(
+            "warning: {} is accessible to other users; it holds a private key (chmod 600 it)",
+            path.display()
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_path: &Path) {}
+
+/// Writes a key file readable and writable by its owner only.
+fn write_key_file(path: &Path, text: &SecretString) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        // An existing file (with --force) keeps its old mode through `open`: set it explicitly.
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(text.expose_secret().as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Reads a JSON object given inline, as `@FILE`, or as `-` (standard input).
+fn read_content(argument: &str) -> anyhow::Result<Map<String, Value>> {
+    let text = if argument == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text)?;
+        text
+    } else if let Some(path) = argument.strip_prefix('@') {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?
+    } else {
+        argument.to_owned()
+    };
+    match serde_json::from_str(&text).context("the content is not valid JSON")? {
+        Value::Object(map) => Ok(map),
+        _ => bail!("the content must be a JSON object"),
+    }
+}
+
+fn record_json(record: Record<Map<String, Value>>) -> Value {
+    json!({
+        "type": record.entity.entity_type.to_string(),
+        "id": record.entity.id.to_string(),
+        "rev": record.rev,
+        "permission": match record.permission {
+            Permission::Read => "read",
+            Permission::Write => "write",
+        },
+        "parents": record.parents.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "attachments": record.attachments.iter().map(|a| json!({"id": a.id.to_string(), "bytes": a.len})).collect::<Vec<_>>(),
+        "content": Value::Object(record.content),
+    })
+}

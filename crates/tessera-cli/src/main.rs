@@ -1,0 +1,47 @@
+//! The `tessera` command: run a server, watch the demonstration, and the everyday commands over the SDK.
+//!
+//! Exit codes: 0 on success, 1 on failure (including a failed check of `tessera demo`), 2 on a usage error.
+
+mod cli;
+mod commands;
+mod demo;
+mod trust;
+mod ui;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    // `parse` prints help and version with exit code 0 and usage errors with exit code 2.
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => commands::serve(args).await,
+        Command::Demo(args) => demo::run(args).await,
+        Command::Owner(command) => commands::owner(command).await,
+        Command::Entity(command) => commands::entity(command).await,
+        Command::Attachment(command) => commands::attachment(command).await,
+    }
+}

@@ -1,0 +1,44 @@
+//! Terminal output: progress bars and spinners (hidden when stdout is not a terminal), JSON results.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Whether progress should be drawn: only for a person watching a terminal, never into a pipe or a file.
+fn interactive() -> bool {
+    std::io::stdout().is_terminal()
+}
+
+/// A spinner with `message`, ticking until finished.
+pub(crate) fn spinner(message: impl Into<String>) -> ProgressBar {
+    if !interactive() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner().with_message(message.into());
+    if let Ok(style) = ProgressStyle::with_template("  {spinner} {msg} ({elapsed})") {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(Duration::from_millis(80));
+    bar
+}
+
+/// A progress bar over `total` bytes.
+pub(crate) fn bytes(message: impl Into<String>, total: u64) -> ProgressBar {
+    if !interactive() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total).with_message(message.into());
+    if let Ok(style) =
+        ProgressStyle::with_template("  {msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// Prints a result as pretty JSON on stdout.
+pub(crate) fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

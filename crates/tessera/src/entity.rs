@@ -1,0 +1,524 @@
+//! Entity operations of a session: create, read, update, delete, share, revoke, revoke-and-rotate, children.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use tessera_keys::{DelegationKey, EntityType, OwnerId};
+use tessera_sharing::{
+    AccessIndex, DecryptedEntity, DelegationTarget, EncryptedEntity, EntityId, NewEntity,
+    ParentLink, Permission, SecretId, SecretIdScope, ShareRequest, attachment, create, decrypt,
+    revoke_and_rotate, share,
+};
+use tessera_transport::wire::Revocation;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::record::{
+    AttachmentInfo, EntityRef, NewRecord, Record, Rotated, Saved, Share, to_object,
+};
+use crate::session::Session;
+
+impl Session {
+    /// Creates a record of `entity_type` from any value that serialises to a JSON object.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Invalid`] if `content` is not a JSON object; otherwise as [`Session::create_record`].
+    pub async fn create<T: Serialize + ?Sized>(
+        &self,
+        entity_type: &EntityType,
+        content: &T,
+    ) -> Result<Saved> {
+        self.create_record(NewRecord::new(entity_type.clone(), to_object(content)?))
+            .await
+    }
+
+    /// Creates a record of `entity_type` from a JSON object.
+    ///
+    /// # Errors
+    /// As [`Session::create_record`].
+    pub async fn create_json(
+        &self,
+        entity_type: &EntityType,
+        content: Map<String, Value>,
+    ) -> Result<Saved> {
+        self.create_record(NewRecord::new(entity_type.clone(), content))
+            .await
+    }
+
+    /// Creates a record: its content encrypted under a new random key (the fields its type's manifest lists, or
+    /// every field), its root delegation through this owner's exchange data with itself, the shares of `new` in the
+    /// same request, and a new secret id so that it can be the parent of other records.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Untrusted`] if a delegate's key bundle is refused by the trust policy; [`ErrorKind::NotFound`]
+    /// if the parent or a delegate does not exist; [`ErrorKind::Invalid`] for a malformed manifest or document.
+    pub async fn create_record(&self, new: NewRecord) -> Result<Saved> {
+        let NewRecord {
+            entity_type,
+            content,
+            parent,
+            shares,
+            confidential,
+        } = new;
+        let manifest = self.manifest_for(&entity_type, &content)?;
+        let own = self.exchange_with(self.owner()).await?;
+        let mut targets = Vec::with_capacity(shares.len());
+        for share in shares.iter().filter(|s| s.delegate != self.owner()) {
+            targets.push((self.exchange_with(share.delegate).await?, *share));
+        }
+        let parents = match parent {
+            Some(parent) => vec![self.parent_link(&parent).await?],
+            None => Vec::new(),
+        };
+        let scope = if confidential {
+            SecretIdScope::Confidential
+        } else {
+            SecretIdScope::Shared
+        };
+        let auto: Vec<DelegationTarget<'_>> = targets
+            .iter()
+            .map(|(secret, share)| DelegationTarget {
+                exchange: secret,
+                visibility: share.visibility,
+                permission: share.permission,
+            })
+            .collect();
+        let (entity, _) = create(
+            NewEntity {
+                id: EntityId::generate()?,
+                entity_type: entity_type.clone(),
+                document: content,
+                manifest: &manifest,
+                secret_ids: vec![(SecretId::generate()?, scope)],
+                parents,
+            },
+            DelegationTarget {
+                exchange: &own,
+                visibility: self.root_visibility(),
+                permission: Permission::Write,
+            },
+            &auto,
+        )?;
+        // An anonymous root proves itself only through its access-control key.
+        self.ensure_registered(&entity_type).await?;
+        let entity = &entity;
+        let rev = self
+            .call(|c| async move { c.create_entity(entity).await })
+            .await?;
+        Ok(Saved {
+            entity: EntityRef::new(entity_type, entity.id),
+            rev,
+        })
+    }
+
+    /// Reads and decrypts a record into `T`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] if it does not exist or was not shared with this owner; [`ErrorKind::NoAccess`] if
+    /// no delegation of it opens; [`ErrorKind::Crypto`] if it was tampered with; [`ErrorKind::Invalid`] if the
+    /// content does not deserialise into `T`.
+    pub async fn get<T: DeserializeOwned>(&self, entity: &EntityRef) -> Result<Record<T>> {
+        let record = self.get_json(entity).await?;
+        Ok(Record {
+            content: serde_json::from_value(Value::Object(record.content))?,
+            entity: record.entity,
+            rev: record.rev,
+            permission: record.permission,
+            parents: record.parents,
+            attachments: record.attachments,
+        })
+    }
+
+    /// Reads and decrypts a record as a JSON object.
+    ///
+    /// # Errors
+    /// As [`Session::get`].
+    pub async fn get_json(&self, entity: &EntityRef) -> Result<Record<Map<String, Value>>> {
+        let (_, opened, _) = self.fetch_open(entity).await?;
+        Ok(to_record(opened))
+    }
+
+    /// Decrypts an encrypted entity obtained some other way (an export, a backup) with this owner's keys, without
+    /// asking the server: only the exchange data the session knows (from the login or [`Session::refresh`]) is used.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NoAccess`] if no delegation of it belongs to this owner; [`ErrorKind::Crypto`] if it does not
+    /// decrypt.
+    pub fn open_entity(&self, entity: &EncryptedEntity) -> Result<Record<Map<String, Value>>> {
+        Ok(to_record(decrypt(entity, &self.access())?))
+    }
+
+    /// Replaces the content of revision `rev` of a record with `content`; returns the new revision. Sharing is
+    /// unchanged: every delegate reads the new content with the key it already has.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Conflict`] if `rev` is not the stored revision; [`ErrorKind::Forbidden`] if this owner may only
+    /// read it; as [`Session::get`].
+    pub async fn update<T: Serialize + ?Sized>(
+        &self,
+        entity: &EntityRef,
+        rev: u64,
+        content: &T,
+    ) -> Result<u64> {
+        self.update_json(entity, rev, to_object(content)?).await
+    }
+
+    /// As [`Session::update`], with a JSON object.
+    ///
+    /// # Errors
+    /// As [`Session::update`].
+    pub async fn update_json(
+        &self,
+        entity: &EntityRef,
+        rev: u64,
+        content: Map<String, Value>,
+    ) -> Result<u64> {
+        let (stored, opened, _) = self.fetch_open(entity).await?;
+        check_rev(&stored, rev)?;
+        check_write(&opened)?;
+        let manifest = self.manifest_for(&stored.entity_type, &content)?;
+        let updated = tessera_sharing::update(&stored, &opened, content, &manifest)?;
+        let updated = &updated;
+        self.call(|c| async move { c.update_entity(updated, rev).await })
+            .await
+    }
+
+    /// Deletes revision `rev` of a record, with its attachments.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Conflict`] on a stale revision; [`ErrorKind::Forbidden`] without write access;
+    /// [`ErrorKind::NotFound`] if it is not visible.
+    pub async fn delete(&self, entity: &EntityRef, rev: u64) -> Result<()> {
+        self.ensure_registered(&entity.entity_type).await?;
+        let id = entity.id;
+        self.call(|c| async move { c.delete_entity(id, rev).await })
+            .await
+    }
+
+    /// Shares a record; returns its new revision. Exchange data with a new partner is created on the way (its key
+    /// bundles trusted through the policy); with a known partner sharing costs no public-key operation. A share that
+    /// already exists is left as it is.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Rule`] if a share grants more than this owner has; [`ErrorKind::Untrusted`] if a delegate's key
+    /// bundle is refused; as [`Session::get`].
+    pub async fn share(&self, entity: &EntityRef, shares: &[Share]) -> Result<u64> {
+        let written = self
+            .share_many(std::slice::from_ref(entity), shares)
+            .await?;
+        written
+            .first()
+            .map(|(_, rev)| *rev)
+            .ok_or_else(|| Error::new(ErrorKind::Transport, "the server answered no revision"))
+    }
+
+    /// Shares several records with the same delegates in one request (one durable commit on the server); returns
+    /// each entity's revision afterwards.
+    ///
+    /// # Errors
+    /// As [`Session::share`]; nothing is shared if one entry is refused.
+    pub async fn share_many(
+        &self,
+        entities: &[EntityRef],
+        shares: &[Share],
+    ) -> Result<Vec<(EntityId, u64)>> {
+        let mut secrets = Vec::with_capacity(shares.len());
+        for share in shares.iter().filter(|s| s.delegate != self.owner()) {
+            secrets.push((self.exchange_with(share.delegate).await?, *share));
+        }
+        let mut entries = Vec::new();
+        let mut unchanged = Vec::new();
+        for entity in entities {
+            let (stored, opened, _) = self.fetch_open(entity).await?;
+            let targets: Vec<DelegationTarget<'_>> = secrets
+                .iter()
+                .map(|(secret, share)| DelegationTarget {
+                    exchange: secret,
+                    visibility: share.visibility,
+                    permission: share.permission,
+                })
+                .collect();
+            let new = share(&stored, &opened, &targets)?;
+            if new.is_empty() {
+                unchanged.push((stored.id, stored.rev));
+            }
+            entries.extend(new);
+        }
+        if entries.is_empty() {
+            return Ok(unchanged);
+        }
+        let request = &ShareRequest::new(entries);
+        let written = self.call(|c| async move { c.share(request).await }).await?;
+        let mut result = written.written;
+        result.extend(unchanged);
+        Ok(result)
+    }
+
+    /// Revokes the delegations of a record to `delegates` (and everything they shared onward); returns the new
+    /// revision. The server stops serving the record to them at once; they may still hold the key they read, which
+    /// [`Session::revoke_and_rotate`] replaces.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] if a delegate holds no delegation of the record; [`ErrorKind::Rule`] if this owner
+    /// holds neither the delegation nor one above it.
+    pub async fn revoke(&self, entity: &EntityRef, delegates: &[OwnerId]) -> Result<u64> {
+        let stored = self.fetch(entity).await?;
+        let revocations: Vec<Revocation> = self
+            .delegations_to(&stored, delegates)?
+            .into_iter()
+            .map(|delegation_key| Revocation {
+                entity_id: stored.id,
+                delegation_key,
+            })
+            .collect();
+        let revocations = revocations.as_slice();
+        let written = self
+            .call(|c| async move { c.revoke(revocations).await })
+            .await?;
+        written
+            .written
+            .first()
+            .map(|(_, rev)| *rev)
+            .ok_or_else(|| Error::new(ErrorKind::Transport, "the server answered no revision"))
+    }
+
+    /// Revokes the delegations of a record to `delegates` and gives the record a new key: the content and every
+    /// attachment are re-encrypted and the key re-wrapped for the remaining delegations this owner made, so a
+    /// revoked delegate's old key opens nothing stored from now on. Only the owner of the root delegation (the
+    /// creator) can rotate.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Rule`] if this owner is not the record's creator; as [`Session::revoke`].
+    pub async fn revoke_and_rotate(
+        &self,
+        entity: &EntityRef,
+        delegates: &[OwnerId],
+    ) -> Result<Rotated> {
+        let (stored, opened, access) = self.fetch_open(entity).await?;
+        let revoked = self.delegations_to(&stored, delegates)?;
+        let rotation = revoke_and_rotate(&stored, &opened, &revoked, &access)?;
+        let mut rotated = rotation.entity;
+        let mut streams = Vec::with_capacity(stored.attachments.len());
+        for reference in &stored.attachments {
+            let (id, aid) = (stored.id, reference.id);
+            let sealed = self
+                .call(|c| async move { c.attachment(id, aid, None).await })
+                .await?;
+            let (new_ref, resealed) =
+                attachment::rotate_attachment(&opened, &rotation.opened, reference, &sealed)?;
+            if let Some(slot) = rotated.attachments.iter_mut().find(|a| a.id == aid) {
+                *slot = new_ref;
+            }
+            streams.push((aid, resealed));
+        }
+        let (rotated, expected) = (&rotated, stored.rev);
+        let rev = self
+            .call(|c| async move { c.rotate_entity(rotated, expected).await })
+            .await?;
+        let attachments = streams.len();
+        for (aid, resealed) in streams {
+            let (id, resealed) = (stored.id, &resealed);
+            self.call(|c| async move { c.put_attachment(id, aid, resealed.clone()).await })
+                .await?;
+        }
+        Ok(Rotated {
+            rev,
+            removed: rotation.removed.len(),
+            attachments,
+        })
+    }
+
+    /// The records of `child_type` linked to `parent` (a patient's contacts) that this owner may see: found by the
+    /// search tags derived from the parent's secret ids, so the server learns neither the parent nor the link.
+    ///
+    /// # Errors
+    /// As [`Session::get`] for the parent; [`ErrorKind::Crypto`] if a child was tampered with.
+    pub async fn children<T: DeserializeOwned>(
+        &self,
+        parent: &EntityRef,
+        child_type: &EntityType,
+    ) -> Result<Vec<Record<T>>> {
+        self.children_json(parent, child_type)
+            .await?
+            .into_iter()
+            .map(|record| {
+                Ok(Record {
+                    content: serde_json::from_value(Value::Object(record.content))?,
+                    entity: record.entity,
+                    rev: record.rev,
+                    permission: record.permission,
+                    parents: record.parents,
+                    attachments: record.attachments,
+                })
+            })
+            .collect()
+    }
+
+    /// As [`Session::children`], with JSON objects.
+    ///
+    /// # Errors
+    /// As [`Session::children`].
+    pub async fn children_json(
+        &self,
+        parent: &EntityRef,
+        child_type: &EntityType,
+    ) -> Result<Vec<Record<Map<String, Value>>>> {
+        let (_, opened_parent, _) = self.fetch_open(parent).await?;
+        self.ensure_registered(child_type).await?;
+        let access = self.access();
+        let mut seen = HashSet::new();
+        let mut children = Vec::new();
+        for (secret_id, _) in &opened_parent.secret_ids {
+            let tag = &secret_id.search_tag(child_type);
+            let found = self
+                .call(|c| async move { c.query_by_tag(tag).await })
+                .await?;
+            for entity in found {
+                if entity.entity_type != *child_type || !seen.insert(entity.id) {
+                    continue;
+                }
+                match decrypt(&entity, &access) {
+                    // The link is checked on the sealed parent id, not trusted from the server's index.
+                    Ok(opened) if opened.owning_entity_ids.contains(&parent.id) => {
+                        children.push(to_record(opened));
+                    }
+                    Ok(_) | Err(tessera_sharing::Error::NoAccess) => {}
+                    Err(error) => return Err(error.into()),
+                }
+            }
+        }
+        Ok(children)
+    }
+
+    // ---- helpers ----
+
+    /// Fetches an entity this owner may see, after registering its access keys for the type; if it is not found,
+    /// picks up exchange data partners created since and tries once more.
+    pub(crate) async fn fetch(&self, entity: &EntityRef) -> Result<EncryptedEntity> {
+        self.ensure_registered(&entity.entity_type).await?;
+        let id = entity.id;
+        let fetched = match self.call(|c| async move { c.entity(id).await }).await {
+            Err(error) if error.is_not_found() => {
+                if self.refresh().await? == 0 {
+                    return Err(error);
+                }
+                self.ensure_registered(&entity.entity_type).await?;
+                self.call(|c| async move { c.entity(id).await }).await?
+            }
+            other => other?,
+        };
+        if fetched.id != entity.id || fetched.entity_type != entity.entity_type {
+            return Err(Error::new(
+                ErrorKind::Crypto,
+                "the server returned another entity than the one asked for",
+            ));
+        }
+        Ok(fetched)
+    }
+
+    /// Fetches and decrypts an entity; on [`ErrorKind::NoAccess`], picks up new exchange data and tries once more.
+    pub(crate) async fn fetch_open(
+        &self,
+        entity: &EntityRef,
+    ) -> Result<(EncryptedEntity, DecryptedEntity, Arc<AccessIndex>)> {
+        let stored = self.fetch(entity).await?;
+        let access = self.access();
+        match decrypt(&stored, &access) {
+            Ok(opened) => Ok((stored, opened, access)),
+            Err(tessera_sharing::Error::NoAccess) if self.refresh().await? > 0 => {
+                let access = self.access();
+                let opened = decrypt(&stored, &access)?;
+                Ok((stored, opened, access))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// A link to `parent` for a new child: the parent's id and one of its secret ids (a shared one if it has one).
+    async fn parent_link(&self, parent: &EntityRef) -> Result<ParentLink> {
+        let (_, opened, _) = self.fetch_open(parent).await?;
+        let mut secret_ids = opened.secret_ids;
+        secret_ids.sort_by_key(|(_, scope)| *scope != SecretIdScope::Shared);
+        let (secret_id, _) = secret_ids.into_iter().next().ok_or_else(|| {
+            Error::invalid("the parent record has no secret id to link children to")
+        })?;
+        Ok(ParentLink {
+            parent: parent.id,
+            secret_id,
+        })
+    }
+
+    /// The delegation keys of `entity` that give it to each of `delegates`: those through exchange data this owner
+    /// signed for the delegate, and those naming the delegate in clear.
+    fn delegations_to(
+        &self,
+        entity: &EncryptedEntity,
+        delegates: &[OwnerId],
+    ) -> Result<Vec<DelegationKey>> {
+        let delegations = &entity.security_metadata.delegations;
+        let mut keys = Vec::new();
+        for delegate in delegates {
+            let mut found: Vec<DelegationKey> = self
+                .secrets_signed_for(*delegate)
+                .iter()
+                .map(|secret| secret.delegation_key(&entity.entity_type))
+                .filter(|key| delegations.contains_key(key))
+                .collect();
+            found.extend(
+                delegations
+                    .iter()
+                    .filter(|(_, d)| d.delegate == Some(*delegate) && !d.parents.is_empty())
+                    .map(|(key, _)| *key),
+            );
+            if found.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("the record holds no delegation to owner {delegate}"),
+                ));
+            }
+            keys.extend(found);
+        }
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+}
+
+fn to_record(opened: DecryptedEntity) -> Record<Map<String, Value>> {
+    Record {
+        entity: EntityRef::new(opened.entity_type, opened.id),
+        rev: opened.rev,
+        content: opened.document,
+        permission: opened.permission,
+        parents: opened.owning_entity_ids,
+        attachments: opened
+            .attachments
+            .iter()
+            .map(AttachmentInfo::from_ref)
+            .collect(),
+    }
+}
+
+pub(crate) fn check_rev(stored: &EncryptedEntity, rev: u64) -> Result<()> {
+    if stored.rev == rev {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::Conflict,
+            format!("revision {rev} is not the stored revision {}", stored.rev),
+        ))
+    }
+}
+
+pub(crate) fn check_write(opened: &DecryptedEntity) -> Result<()> {
+    if opened.permission == Permission::Write {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::Forbidden,
+            "this owner's delegation grants read access only",
+        ))
+    }
+}

@@ -1,0 +1,299 @@
+//! The one error type of the SDK: a kind to branch on, a message, and the layer error as its source.
+
+use std::fmt;
+
+/// What kind of failure an [`Error`] is. Branch on this (or on the `is_*` methods), never on the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The record does not exist, or this owner may not see it (the server gives both the same answer).
+    NotFound,
+    /// The revision named by a write is no longer the stored one: read again, then retry.
+    Conflict,
+    /// The login failed, or the session is missing or expired.
+    Unauthorized,
+    /// The server refused the operation for this owner (for example a write through a read-only delegation).
+    Forbidden,
+    /// This owner holds no delegation of the entity that it can open (principle P4).
+    NoAccess,
+    /// The trust policy refused a partner's key bundle.
+    Untrusted,
+    /// Decryption or verification failed. Deliberately says nothing more.
+    Crypto,
+    /// A sharing rule was broken (DESIGN.md §6); nothing was changed.
+    Rule,
+    /// Input was malformed or out of range (a document that is not a JSON object, a bad manifest, a bad key file).
+    Invalid,
+    /// The server could not be reached, or answered something that does not decode.
+    Transport,
+    /// The server failed (an HTTP 5xx).
+    Server,
+    /// Something failed that the caller cannot fix (the operating system's random generator, an RSA operation).
+    Internal,
+}
+
+impl ErrorKind {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::NotFound => "not found",
+            Self::Conflict => "conflict",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NoAccess => "no accessible delegation",
+            Self::Untrusted => "untrusted key bundle",
+            Self::Crypto => "decryption or verification failed",
+            Self::Rule => "sharing rule violated",
+            Self::Invalid => "invalid input",
+            Self::Transport => "transport failure",
+            Self::Server => "server error",
+            Self::Internal => "internal error",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong in the SDK.
+///
+/// Opaque on purpose: [`Error::kind`] and the `is_*` methods are the stable interface; the message is for humans
+/// and the [`source`](std::error::Error::source) chain names the layer that failed. No HTTP, I/O or database type
+/// appears in it. Messages never contain key bytes or plaintext.
+pub struct Error {
+    kind: ErrorKind,
+    detail: Option<String>,
+    source: Option<Source>,
+}
+
+impl Error {
+    /// An error of `kind` with a human explanation.
+    pub(crate) fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            detail: Some(detail.into()),
+            source: None,
+        }
+    }
+
+    fn from_source(kind: ErrorKind, source: impl Into<Source>) -> Self {
+        Self {
+            kind,
+            detail: None,
+            source: Some(source.into()),
+        }
+    }
+
+    /// Shorthand for an [`ErrorKind::Invalid`] error.
+    pub(crate) fn invalid(detail: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Invalid, detail)
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// Whether the record does not exist or is not visible to this owner.
+    pub fn is_not_found(&self) -> bool {
+        self.kind == ErrorKind::NotFound
+    }
+
+    /// Whether a write named a stale revision.
+    pub fn is_conflict(&self) -> bool {
+        self.kind == ErrorKind::Conflict
+    }
+
+    /// Whether the login failed or the session is missing or expired.
+    pub fn is_unauthorized(&self) -> bool {
+        self.kind == ErrorKind::Unauthorized
+    }
+
+    /// Whether the server refused the operation for this owner.
+    pub fn is_forbidden(&self) -> bool {
+        self.kind == ErrorKind::Forbidden
+    }
+
+    /// Whether this owner holds no delegation of the entity that it can open.
+    pub fn is_no_access(&self) -> bool {
+        self.kind == ErrorKind::NoAccess
+    }
+
+    /// Whether the trust policy refused a key bundle.
+    pub fn is_untrusted(&self) -> bool {
+        self.kind == ErrorKind::Untrusted
+    }
+
+    /// Whether decryption or verification failed.
+    pub fn is_crypto(&self) -> bool {
+        self.kind == ErrorKind::Crypto
+    }
+
+    /// Whether a sharing rule was broken.
+    pub fn is_rule(&self) -> bool {
+        self.kind == ErrorKind::Rule
+    }
+
+    /// Whether the input was malformed.
+    pub fn is_invalid(&self) -> bool {
+        self.kind == ErrorKind::Invalid
+    }
+
+    /// Whether the server could not be reached or answered something that does not decode.
+    pub fn is_transport(&self) -> bool {
+        self.kind == ErrorKind::Transport
+    }
+
+    /// Whether the server failed.
+    pub fn is_server(&self) -> bool {
+        self.kind == ErrorKind::Server
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.detail {
+            Some(detail) => write!(f, "{}: {detail}", self.kind),
+            None => write!(f, "{}", self.kind),
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("Error");
+        debug.field("kind", &self.kind);
+        if let Some(detail) = &self.detail {
+            debug.field("detail", detail);
+        }
+        if let Some(source) = &self.source {
+            debug.field("source", &source.to_string());
+        }
+        debug.finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Shorthand for results of the SDK.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<tessera_transport::Error> for Error {
+    fn from(error: tessera_transport::Error) -> Self {
+        let kind = match error.status() {
+            Some(404) => ErrorKind::NotFound,
+            Some(409) => ErrorKind::Conflict,
+            Some(401) => ErrorKind::Unauthorized,
+            Some(403) => ErrorKind::Forbidden,
+            Some(422) => ErrorKind::Rule,
+            Some(408) => ErrorKind::Transport,
+            Some(status) if status >= 500 => ErrorKind::Server,
+            Some(_) => ErrorKind::Invalid,
+            None => ErrorKind::Transport,
+        };
+        Self::from_source(kind, error)
+    }
+}
+
+impl From<tessera_keys::Error> for Error {
+    fn from(error: tessera_keys::Error) -> Self {
+        use tessera_keys::Error as E;
+        let kind = match &error {
+            E::Crypto | E::ExchangeMismatch | E::WrongOwner { .. } => ErrorKind::Crypto,
+            E::Untrusted { .. } => ErrorKind::Untrusted,
+            E::NoWrapForKey(_) => ErrorKind::NoAccess,
+            E::Primitive(primitive) => primitive_kind(primitive),
+            _ => ErrorKind::Invalid,
+        };
+        Self::from_source(kind, error)
+    }
+}
+
+impl From<tessera_sharing::Error> for Error {
+    fn from(error: tessera_sharing::Error) -> Self {
+        use tessera_sharing::Error as E;
+        let kind = match &error {
+            E::Crypto => ErrorKind::Crypto,
+            E::NoAccess => ErrorKind::NoAccess,
+            E::Rule(_) => ErrorKind::Rule,
+            E::Keys(keys) => match keys {
+                tessera_keys::Error::Untrusted { .. } => ErrorKind::Untrusted,
+                tessera_keys::Error::Primitive(primitive) => primitive_kind(primitive),
+                tessera_keys::Error::Malformed { .. }
+                | tessera_keys::Error::UnsupportedVersion { .. } => ErrorKind::Invalid,
+                _ => ErrorKind::Crypto,
+            },
+            E::Primitive(primitive) => primitive_kind(primitive),
+            _ => ErrorKind::Invalid,
+        };
+        Self::from_source(kind, error)
+    }
+}
+
+impl From<tessera_primitives::Error> for Error {
+    fn from(error: tessera_primitives::Error) -> Self {
+        Self::from_source(primitive_kind(&error), error)
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(error: serde_json::Error) -> Self {
+        Self::from_source(ErrorKind::Invalid, error)
+    }
+}
+
+fn primitive_kind(error: &tessera_primitives::Error) -> ErrorKind {
+    use tessera_primitives::Error as E;
+    match error {
+        E::Crypto => ErrorKind::Crypto,
+        E::Randomness | E::Rsa | E::Io(_) | E::StreamState(_) => ErrorKind::Internal,
+        _ => ErrorKind::Invalid,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_kinds() {
+        let status = |status| tessera_transport::Error::Status {
+            status,
+            code: "x".into(),
+            message: "y".into(),
+        };
+        assert!(Error::from(status(404)).is_not_found());
+        assert!(Error::from(status(409)).is_conflict());
+        assert!(Error::from(status(401)).is_unauthorized());
+        assert!(Error::from(status(403)).is_forbidden());
+        assert!(Error::from(status(422)).is_rule());
+        assert!(Error::from(status(400)).is_invalid());
+        assert!(Error::from(status(503)).is_server());
+        assert!(Error::from(tessera_transport::Error::Transport("down".into())).is_transport());
+    }
+
+    #[test]
+    fn crypto_failures_stay_opaque() {
+        let error = Error::from(tessera_sharing::Error::Crypto);
+        assert!(error.is_crypto());
+        assert_eq!(error.to_string(), "decryption or verification failed");
+        assert!(Error::from(tessera_sharing::Error::NoAccess).is_no_access());
+    }
+
+    #[test]
+    fn the_source_names_the_layer() {
+        let error = Error::from(tessera_transport::Error::Transport("refused".into()));
+        let source = std::error::Error::source(&error).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("transport failed: refused"));
+    }
+}

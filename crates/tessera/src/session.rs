@@ -1,0 +1,476 @@
+//! A session: one owner logged in to a server, with its opened exchange secrets, its trust policy and the access
+//! keys it registered. The entity operations live in `entity.rs` and `attachment.rs`.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tessera_keys::{
+    AccessControlKey, EntityType, ExchangeData, ExchangeDataId, ExchangeSecret, Fingerprint,
+    KeyBag, OwnerId, OwnerKeys, OwnerKind, PinnedFingerprints, TrustPolicy, TrustedBundle,
+};
+use tessera_primitives::RsaKeySize;
+use tessera_sharing::{AccessIndex, EncryptionManifest, Visibility};
+use tessera_transport::Client;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// Access-control keys per registration request, well below the server's default limit of 4096.
+const KEYS_PER_REGISTRATION: usize = 1000;
+
+/// Counters of what the session did, for diagnostics and for showing principle P5 (a login without RSA).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionStats {
+    /// Exchange secrets loaded from the key bag at login (one AES-GCM open each, no RSA).
+    pub key_bag_entries: usize,
+    /// Exchange data opened with the private key (one RSA decryption each) since login.
+    pub opened_with_rsa: usize,
+    /// Exchange data this session created (one per new partner).
+    pub created_exchange_data: usize,
+    /// Exchange data naming this owner that could not be opened (an untrusted signer, no wrap for this key).
+    pub unopened_exchange_data: usize,
+}
+
+/// An owner logged in to a Tessera server: the entry point of the SDK.
+///
+/// At login the session opens the owner's key bag (no RSA operation for known partners, DESIGN.md §5.4) and the
+/// exchange data partners created for it since (verified with their trusted key bundle, then decrypted, then
+/// sealed into the bag). It creates exchange data with a partner on the first share and reuses it afterwards, and
+/// registers its access-control keys with the server for each entity type it touches.
+///
+/// Every method takes `&self`: a session can be shared between tasks (`Arc<Session>`). An expired server session
+/// is renewed transparently (one new challenge–response login).
+pub struct Session {
+    client: RwLock<Client>,
+    keys: Arc<OwnerKeys>,
+    own_bundle: TrustedBundle,
+    kind: OwnerKind,
+    trust: Arc<dyn TrustPolicy>,
+    state: Mutex<State>,
+    /// Serialises the creation of exchange data, so that two concurrent first shares with a partner make one.
+    creating: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("owner", &self.keys.owner())
+            .field("kind", &self.kind)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the session knows, behind one lock that is never held across an `.await`.
+pub(crate) struct State {
+    secrets: HashMap<ExchangeDataId, ExchangeSecret>,
+    /// Exchange data this owner signed, by delegate: the ones it encrypts new data with.
+    outgoing: HashMap<OwnerId, ExchangeDataId>,
+    access: Option<Arc<AccessIndex>>,
+    registered: HashSet<(EntityType, ExchangeDataId)>,
+    unopened: HashSet<ExchangeDataId>,
+    manifests: HashMap<EntityType, EncryptionManifest>,
+    root_visibility: Visibility,
+    stats: SessionStats,
+}
+
+impl State {
+    fn insert(&mut self, owner: OwnerId, secret: ExchangeSecret) {
+        if secret.delegator() == owner && secret.is_self_signed() {
+            self.outgoing
+                .entry(secret.delegate())
+                .or_insert(secret.id());
+        }
+        self.secrets.insert(secret.id(), secret);
+        self.access = None;
+    }
+}
+
+impl Session {
+    /// Logs in as `keys`' owner, trusting partners' key bundles through `trust`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Unauthorized`] if the server does not know the owner or its key; [`ErrorKind::Crypto`] if the key
+    /// bag does not open with this key; [`ErrorKind::Transport`] if the server cannot be reached.
+    pub async fn login(
+        client: Client,
+        keys: OwnerKeys,
+        trust: impl TrustPolicy + 'static,
+    ) -> Result<Self> {
+        Self::login_shared(client, keys, Arc::new(trust)).await
+    }
+
+    /// As [`Session::login`], with a trust policy shared with other sessions (one pin store for several owners of
+    /// one device, for example).
+    ///
+    /// # Errors
+    /// As [`Session::login`].
+    pub async fn login_shared(
+        mut client: Client,
+        keys: OwnerKeys,
+        trust: Arc<dyn TrustPolicy>,
+    ) -> Result<Self> {
+        client.login(&keys).await?;
+        // This owner's own bundle is trusted because it is derived from the private key, not read from the server.
+        let own_bundle = PinnedFingerprints::new([keys.fingerprint()]).trust(keys.bundle()?)?;
+        let record = client.owner(keys.owner()).await?.value;
+        if record.id != keys.owner() {
+            return Err(Error::new(
+                ErrorKind::Crypto,
+                "the server returned another owner's record",
+            ));
+        }
+        let bag = KeyBag::load(&keys, &client.key_bag().await?)?;
+        let owner = keys.owner();
+        let mut state = State {
+            secrets: HashMap::new(),
+            outgoing: HashMap::new(),
+            access: None,
+            registered: HashSet::new(),
+            unopened: HashSet::new(),
+            manifests: HashMap::new(),
+            root_visibility: match record.kind {
+                OwnerKind::Patient => Visibility::Anonymous,
+                _ => Visibility::Explicit,
+            },
+            stats: SessionStats {
+                key_bag_entries: bag.len(),
+                ..SessionStats::default()
+            },
+        };
+        for secret in bag.iter() {
+            state.insert(owner, secret.clone());
+        }
+        let session = Self {
+            client: RwLock::new(client),
+            keys: Arc::new(keys),
+            own_bundle,
+            kind: record.kind,
+            trust,
+            state: Mutex::new(state),
+            creating: tokio::sync::Mutex::new(()),
+        };
+        session.refresh().await?;
+        Ok(session)
+    }
+
+    /// The logged-in owner.
+    pub fn owner(&self) -> OwnerId {
+        self.keys.owner()
+    }
+
+    /// The owner's kind, as registered.
+    pub fn kind(&self) -> OwnerKind {
+        self.kind
+    }
+
+    /// Fingerprint of the owner's key bundle: compare its short code out of band to verify an owner.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.keys.fingerprint()
+    }
+
+    /// What the session did so far.
+    pub fn stats(&self) -> SessionStats {
+        self.lock().stats
+    }
+
+    /// Sets the encryption manifest of `entity_type`: the JSON paths of its records that are encrypted; every other
+    /// field stays readable by the server (to index or search on it). A type without a manifest has every field
+    /// encrypted.
+    pub fn set_manifest(&self, entity_type: EntityType, manifest: EncryptionManifest) {
+        self.lock().manifests.insert(entity_type, manifest);
+    }
+
+    /// Which parties the root delegation of new records names in clear. Patients default to
+    /// [`Visibility::Anonymous`] (no patient id on their records), other owners to [`Visibility::Explicit`].
+    pub fn set_root_visibility(&self, visibility: Visibility) {
+        self.lock().root_visibility = visibility;
+    }
+
+    /// Opens the exchange data partners created for this owner since the login or the last refresh (each verified
+    /// against the partner's trusted key bundle, then decrypted once and sealed into the key bag); returns how many.
+    /// Reads call it by themselves when a record is not found or cannot be opened.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Transport`] or [`ErrorKind::Server`]; exchange data that does not verify or is not trusted is
+    /// skipped and counted in [`SessionStats::unopened_exchange_data`].
+    pub async fn refresh(&self) -> Result<usize> {
+        let all = self
+            .call(|c| async move { c.my_exchange_data().await })
+            .await?;
+        let owner = self.owner();
+        let new: Vec<ExchangeData> = {
+            let state = self.lock();
+            all.into_iter()
+                .map(|versioned| versioned.value)
+                .filter(|data| data.delegator() == owner || data.delegate() == owner)
+                .filter(|data| {
+                    !state.secrets.contains_key(&data.id()) && !state.unopened.contains(&data.id())
+                })
+                .collect()
+        };
+        let mut opened = 0;
+        for data in new {
+            match self.open_exchange_data(&data).await {
+                Ok(secret) => {
+                    self.remember(secret).await?;
+                    opened += 1;
+                }
+                Err(error) if matches!(error.kind(), ErrorKind::Transport | ErrorKind::Server) => {
+                    return Err(error);
+                }
+                Err(_) => {
+                    let mut state = self.lock();
+                    state.unopened.insert(data.id());
+                    state.stats.unopened_exchange_data += 1;
+                }
+            }
+        }
+        Ok(opened)
+    }
+
+    /// Generates keys for a new owner below this one (an HCP creating a patient) and registers it.
+    /// Give the returned keys to the new owner: they are its only secret.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Forbidden`] if the server refuses; [`ErrorKind::Internal`] if key generation fails.
+    pub async fn register_owner(&self, kind: OwnerKind, size: RsaKeySize) -> Result<OwnerKeys> {
+        let (keys, record) = crate::owner::generate_owner(kind, Some(self.owner()), size)?;
+        let record = &record;
+        self.call(|c| async move { c.register_owner(record).await })
+            .await?;
+        Ok(keys)
+    }
+
+    // ---- crate-internal plumbing shared by the operations ----
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // Every critical section leaves the state consistent (single inserts), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn client(&self) -> Client {
+        self.client
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The index of every exchange secret the session holds, rebuilt after a change.
+    pub(crate) fn access(&self) -> Arc<AccessIndex> {
+        let mut state = self.lock();
+        if let Some(access) = &state.access {
+            return Arc::clone(access);
+        }
+        let access = Arc::new(AccessIndex::new(
+            self.owner(),
+            state.secrets.values().cloned(),
+        ));
+        state.access = Some(Arc::clone(&access));
+        access
+    }
+
+    /// The manifest of `entity_type`, or one that encrypts every field of `document`.
+    pub(crate) fn manifest_for(
+        &self,
+        entity_type: &EntityType,
+        document: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<EncryptionManifest> {
+        match self.lock().manifests.get(entity_type) {
+            Some(manifest) => Ok(manifest.clone()),
+            None => crate::content::encrypt_everything(document),
+        }
+    }
+
+    pub(crate) fn root_visibility(&self) -> Visibility {
+        self.lock().root_visibility
+    }
+
+    /// Every exchange secret this owner signed for `delegate`.
+    pub(crate) fn secrets_signed_for(&self, delegate: OwnerId) -> Vec<ExchangeSecret> {
+        let owner = self.owner();
+        self.lock()
+            .secrets
+            .values()
+            .filter(|s| s.delegator() == owner && s.delegate() == delegate && s.is_self_signed())
+            .cloned()
+            .collect()
+    }
+
+    /// Runs a client call; if the server session expired, logs in again (re-registering the access keys) and
+    /// retries once.
+    pub(crate) async fn call<T, F, Fut>(&self, operation: F) -> Result<T>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = tessera_transport::Result<T>>,
+    {
+        match operation(self.client()).await {
+            Err(error) if error.is_unauthorized() => {
+                self.login_again().await?;
+                Ok(operation(self.client()).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    async fn login_again(&self) -> Result<()> {
+        let mut client = self.client();
+        client.login(&self.keys).await?;
+        let registered: Vec<(EntityType, ExchangeDataId)> =
+            self.lock().registered.iter().cloned().collect();
+        let keys = self.access_keys_for(&registered);
+        for chunk in keys.chunks(KEYS_PER_REGISTRATION) {
+            client.register_access_keys(chunk).await?;
+        }
+        *self.client.write().unwrap_or_else(PoisonError::into_inner) = client;
+        Ok(())
+    }
+
+    fn access_keys_for(&self, pairs: &[(EntityType, ExchangeDataId)]) -> Vec<AccessControlKey> {
+        let state = self.lock();
+        pairs
+            .iter()
+            .filter_map(|(entity_type, id)| {
+                state
+                    .secrets
+                    .get(id)
+                    .map(|secret| secret.access_control_key(entity_type))
+            })
+            .collect()
+    }
+
+    /// Registers with the server the access-control keys of every exchange secret for `entity_type` that it does
+    /// not hold yet, so that it shows this owner the entities of that type shared through them.
+    pub(crate) async fn ensure_registered(&self, entity_type: &EntityType) -> Result<()> {
+        let missing: Vec<(EntityType, ExchangeDataId)> = {
+            let state = self.lock();
+            state
+                .secrets
+                .keys()
+                .map(|id| (entity_type.clone(), *id))
+                .filter(|pair| !state.registered.contains(pair))
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let keys = self.access_keys_for(&missing);
+        for chunk in keys.chunks(KEYS_PER_REGISTRATION) {
+            self.call(|c| async move { c.register_access_keys(chunk).await })
+                .await?;
+        }
+        self.lock().registered.extend(missing);
+        Ok(())
+    }
+
+    /// The exchange secret this owner encrypts for `delegate` with: known, or created now (the partner's key
+    /// bundles trusted through the policy, the secret wrapped for each, the exchange data stored, the secret sealed
+    /// into the key bag). Exchange data with itself serves the root delegations.
+    pub(crate) async fn exchange_with(&self, delegate: OwnerId) -> Result<ExchangeSecret> {
+        if let Some(secret) = self.outgoing(delegate) {
+            return Ok(secret);
+        }
+        let _creating = self.creating.lock().await;
+        if let Some(secret) = self.outgoing(delegate) {
+            return Ok(secret);
+        }
+        let recipients = if delegate == self.owner() {
+            Vec::new()
+        } else {
+            self.trusted_bundles(delegate).await?
+        };
+        let recipients: Vec<&TrustedBundle> = recipients.iter().collect();
+        let (data, secret) = ExchangeData::create(&self.keys, delegate, &recipients, now())?;
+        let data = &data;
+        self.call(|c| async move { c.put_exchange_data(data).await })
+            .await?;
+        self.remember(secret.clone()).await?;
+        self.lock().stats.created_exchange_data += 1;
+        Ok(secret)
+    }
+
+    fn outgoing(&self, delegate: OwnerId) -> Option<ExchangeSecret> {
+        let state = self.lock();
+        state
+            .outgoing
+            .get(&delegate)
+            .and_then(|id| state.secrets.get(id))
+            .cloned()
+    }
+
+    /// Seals `secret` into the key bag on the server, then keeps it.
+    async fn remember(&self, secret: ExchangeSecret) -> Result<()> {
+        let entry = KeyBag::seal_entry(&self.keys, &secret)?;
+        let entry = &entry;
+        self.call(|c| async move { c.put_key_bag_entry(entry).await })
+            .await?;
+        let owner = self.owner();
+        self.lock().insert(owner, secret);
+        Ok(())
+    }
+
+    /// Opens exchange data naming this owner: the delegator's signature is verified against a trusted bundle
+    /// first, and only then is the secret unwrapped with the private key (verify-then-decrypt).
+    async fn open_exchange_data(&self, data: &ExchangeData) -> Result<ExchangeSecret> {
+        let signer = if data.delegator() == self.owner() {
+            self.own_bundle.clone()
+        } else {
+            self.trusted_bundles(data.delegator())
+                .await?
+                .into_iter()
+                .find(|bundle| bundle.fingerprint() == data.signer())
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Untrusted,
+                        "the exchange data is signed by a key bundle that is not trusted",
+                    )
+                })?
+        };
+        let secret = data.open(self.keys.as_ref(), &signer)?;
+        self.lock().stats.opened_with_rsa += 1;
+        Ok(secret)
+    }
+
+    /// The key bundles of `owner` that the trust policy accepts, offered in the order the owner registered them
+    /// (so that a trust-on-first-use policy can follow a rotation chain).
+    async fn trusted_bundles(&self, owner: OwnerId) -> Result<Vec<TrustedBundle>> {
+        let record = self
+            .call(|c| async move { c.owner(owner).await })
+            .await?
+            .value;
+        if record.id != owner {
+            return Err(Error::new(
+                ErrorKind::Crypto,
+                "the server returned another owner's record",
+            ));
+        }
+        let mut trusted = Vec::new();
+        let mut refusal = None;
+        for bundle in record.bundles {
+            if bundle.owner() != owner {
+                continue;
+            }
+            match self.trust.trust(bundle) {
+                Ok(bundle) => trusted.push(bundle),
+                Err(error) => refusal = Some(error),
+            }
+        }
+        match (trusted.is_empty(), refusal) {
+            (false, _) => Ok(trusted),
+            (true, Some(error)) => Err(error.into()),
+            (true, None) => Err(Error::new(
+                ErrorKind::Untrusted,
+                "the owner has no key bundle",
+            )),
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
