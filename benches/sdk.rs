@@ -1,0 +1,190 @@
+//! The whole path through the SDK against a server on loopback: create+share with a known partner, open a shared
+//! record, and login with 10,000 partners in the key bag. Each figure is printed next to the layer benchmark it
+//! builds on (from the same `cargo xtask bench` run, see the criterion rows), so transport and SDK overhead show.
+//!
+//! Not a criterion benchmark (it needs a long setup once); `--list` prints nothing.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    reason = "a benchmark aborts on setup failure and prints its results"
+)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tessera::{Client, EntityType, OwnerId, OwnerKeys, Session, Share, Tofu};
+use tessera_keys::{ExchangeData, KeyBag, Owner, OwnerKind, PinnedFingerprints, TrustPolicy};
+use tessera_primitives::RsaPrivateKey;
+use tessera_store::RedbStore;
+use tessera_transport::{Server, ServerConfig};
+
+const ADMIN: &str = "sdk-bench-admin";
+const PARTNERS: usize = 10_000;
+
+fn fixture(name: &str) -> RsaPrivateKey {
+    let path = format!(
+        "{}/../crates/tessera-primitives/tests/data/keys/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    RsaPrivateKey::from_pkcs8_pem(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn owner_record(keys: &OwnerKeys) -> Owner {
+    Owner {
+        version: tessera_keys::FormatVersion::V1,
+        id: keys.owner(),
+        kind: OwnerKind::Hcp,
+        parent: None,
+        bundles: vec![keys.bundle().unwrap()],
+    }
+}
+
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn p99(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[(times.len() * 99 / 100).min(times.len() - 1)]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(dir.path().join("tessera.redb")).unwrap();
+    let server = Server::start(
+        ServerConfig::new("127.0.0.1:0".parse().unwrap(), ADMIN),
+        Arc::new(store),
+    )
+    .await
+    .unwrap();
+    let url = format!("http://{}", server.local_addr());
+    let admin = Client::new(&url);
+
+    // "Me" and one partner with real keys; 10,000 further partners share one RSA key under distinct owner ids
+    // (their bundles and fingerprints differ), which keeps the setup to seconds instead of hours of RSA generation.
+    let me_id = OwnerId::generate().unwrap();
+    let me = || OwnerKeys::derive(me_id, fixture("rsa2048.pem"), 0).unwrap();
+    let partner_id = OwnerId::generate().unwrap();
+    let partner = || OwnerKeys::derive(partner_id, fixture("rsa3072.pem"), 0).unwrap();
+    admin
+        .register_owner_as_admin(ADMIN, &owner_record(&me()))
+        .await
+        .unwrap();
+    admin
+        .register_owner_as_admin(ADMIN, &owner_record(&partner()))
+        .await
+        .unwrap();
+
+    // Create+share with a known partner, and open a shared record, through two sessions.
+    let alice = Session::login(Client::new(&url), me(), Tofu::new())
+        .await
+        .unwrap();
+    let bob = Session::login(Client::new(&url), partner(), Tofu::new())
+        .await
+        .unwrap();
+    let note = EntityType::new("Note").unwrap();
+    let content = json!({"text": "x".repeat(1000), "lang": "en"});
+    let first = alice.create(&note, &content).await.unwrap();
+    alice
+        .share(&first.entity, &[Share::read(partner_id)])
+        .await
+        .unwrap(); // creates the exchange data once
+    let mut create_share = Vec::new();
+    let mut shared = Vec::new();
+    for _ in 0..200 {
+        let started = Instant::now();
+        let saved = alice.create(&note, &content).await.unwrap();
+        alice
+            .share(&saved.entity, &[Share::read(partner_id)])
+            .await
+            .unwrap();
+        create_share.push(started.elapsed());
+        shared.push(saved.entity);
+    }
+    bob.get_json(&shared[0]).await.unwrap(); // Bob opens the pair's exchange data once
+    let mut open = Vec::new();
+    for entity in &shared {
+        let started = Instant::now();
+        bob.get_json(entity).await.unwrap();
+        open.push(started.elapsed());
+    }
+
+    // 10,000 partners in my key bag: exchange data I created for each, stored with its bag entry.
+    let base = fixture("rsa2048.pem");
+    let me_keys = me();
+    let mut client = Client::new(&url);
+    client.login(&me_keys).await.unwrap();
+    let setup = Instant::now();
+    for _ in 0..PARTNERS {
+        let other = OwnerKeys::derive(OwnerId::generate().unwrap(), base.clone(), 0).unwrap();
+        admin
+            .register_owner_as_admin(ADMIN, &owner_record(&other))
+            .await
+            .unwrap();
+        let bundle = PinnedFingerprints::new([other.fingerprint()])
+            .trust(other.bundle().unwrap())
+            .unwrap();
+        let (data, secret) = ExchangeData::create(&me_keys, other.owner(), &[&bundle], 0).unwrap();
+        client.put_exchange_data(&data).await.unwrap();
+        client
+            .put_key_bag_entry(&KeyBag::seal_entry(&me_keys, &secret).unwrap())
+            .await
+            .unwrap();
+    }
+    let setup = setup.elapsed();
+    let mut logins = Vec::new();
+    let mut bag = 0;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let session = Session::login(Client::new(&url), me(), Tofu::new())
+            .await
+            .unwrap();
+        logins.push(started.elapsed());
+        bag = session.stats().key_bag_entries;
+        assert_eq!(
+            session.stats().opened_with_rsa,
+            0,
+            "known partners need no RSA at login"
+        );
+    }
+
+    println!(
+        "\n## SDK end to end (loopback, one client at a time; setup of {PARTNERS} partners took {:.1} s)\n",
+        setup.as_secs_f64()
+    );
+    println!("| operation | median | p99 | layer figure in the same `cargo xtask bench` run |");
+    println!("| --- | ---: | ---: | --- |");
+    println!(
+        "| create + share a 1 KiB record with a known partner (2 requests) | {:.2} ms | {:.2} ms | sharing-1KiB create+encrypt and share-known-partner; POST /v1/entities under load |",
+        median(&mut create_share).as_secs_f64() * 1e3,
+        p99(&mut create_share).as_secs_f64() * 1e3
+    );
+    println!(
+        "| open a shared record (1 request + decrypt) | {:.2} ms | {:.2} ms | sharing-1KiB decrypt; GET /v1/entities/{{id}} under load |",
+        median(&mut open).as_secs_f64() * 1e3,
+        p99(&mut open).as_secs_f64() * 1e3
+    );
+    println!(
+        "| login with {bag} partners in the key bag (no RSA) | {:.1} ms | {:.1} ms (max of {}) | key-bag/load-10000 (target: login < 200 ms) |",
+        median(&mut logins).as_secs_f64() * 1e3,
+        logins.iter().max().unwrap().as_secs_f64() * 1e3,
+        logins.len()
+    );
+    server.shutdown().await;
+}
