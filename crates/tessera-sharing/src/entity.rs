@@ -201,16 +201,8 @@ pub fn create(
         parents,
     } = new;
     let entity_key = AeadKey::generate()?;
-    let (public, sensitive) = manifest.split(document);
-    let sensitive_json =
-        Zeroizing::new(
-            serde_json::to_vec(&sensitive).map_err(|_| Error::Malformed {
-                what: "document",
-                reason: "not serialisable as JSON",
-            })?,
-        );
-    let encrypted_self =
-        Sealed(entity_key.seal(&sensitive_json, &encrypted_self_aad(&entity_type, &id))?);
+    let (public, sensitive, encrypted_self) =
+        seal_document(&entity_key, &entity_type, &id, manifest, document)?;
     let mut entity = EncryptedEntity {
         version: FormatVersion::V1,
         id,
@@ -450,20 +442,16 @@ pub fn update(
         &entity.id,
         &entity.key_commitment,
     )?;
-    let (public, sensitive) = manifest.split(document);
-    let sensitive_json =
-        Zeroizing::new(
-            serde_json::to_vec(&sensitive).map_err(|_| Error::Malformed {
-                what: "document",
-                reason: "not serialisable as JSON",
-            })?,
-        );
+    let (public, _, encrypted_self) = seal_document(
+        &opened.entity_key,
+        &entity.entity_type,
+        &entity.id,
+        manifest,
+        document,
+    )?;
     let mut updated = entity.clone();
     updated.public = public;
-    updated.encrypted_self = Sealed(opened.entity_key.seal(
-        &sensitive_json,
-        &encrypted_self_aad(&entity.entity_type, &entity.id),
-    )?);
+    updated.encrypted_self = encrypted_self;
     Ok(updated)
 }
 
@@ -568,6 +556,28 @@ pub fn revoke_and_rotate(
         opened,
         removed,
     })
+}
+
+/// A document split by its manifest: the public part, the sensitive part, and the sensitive part sealed.
+type SealedDocument = (Map<String, Value>, Map<String, Value>, Sealed);
+
+/// Splits `document` by `manifest` and seals the sensitive part under `key`: `(public, sensitive, encrypted_self)`.
+fn seal_document(
+    key: &AeadKey,
+    entity_type: &EntityType,
+    id: &EntityId,
+    manifest: &EncryptionManifest,
+    document: Map<String, Value>,
+) -> Result<SealedDocument> {
+    let (public, sensitive) = manifest.split(document);
+    let json = Zeroizing::new(
+        serde_json::to_vec(&sensitive).map_err(|_| Error::Malformed {
+            what: "document",
+            reason: "not serialisable as JSON",
+        })?,
+    );
+    let sealed = Sealed(key.seal(&json, &encrypted_self_aad(entity_type, id))?);
+    Ok((public, sensitive, sealed))
 }
 
 /// The values every new delegation of an entity seals.
