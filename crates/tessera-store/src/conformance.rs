@@ -34,7 +34,7 @@ use tessera_sharing::{
     ParentLink, Permission, SearchTag, SecretId, SecretIdScope, SideMapEntry, Visibility, create,
 };
 
-use crate::{Error, RecoveryData, RedbStore, Store};
+use crate::{Error, RecoveryData, RedbStore, Store, attachment_chunk_len};
 
 /// Generates one `#[test]` per conformance case for the backend that `$make` builds afresh for each case.
 /// `$make` is an expression whose value dereferences to a [`Store`]: `Box::new(MemoryStore::new())`,
@@ -54,6 +54,11 @@ macro_rules! conformance_tests {
             search_tag_index_follows_updates_and_deletes,
             attachment_ranged_reads,
             attachment_replace,
+            attachment_upload_is_invisible_until_finished,
+            attachment_upload_finish_replaces,
+            attachment_upload_with_a_wrong_length_changes_nothing,
+            attachment_upload_readers_see_one_version,
+            attachment_upload_needs_the_entity,
             deleting_an_entity_removes_its_attachments,
             recovery_data_is_create_only,
             side_map_entries_are_replaced,
@@ -636,6 +641,309 @@ pub fn attachment_replace(store: &dyn Store) {
     assert_eq!(
         store.read_attachment(e, other.id, 0..u64::MAX).unwrap(),
         Some(other_sealed)
+    );
+}
+
+/// `sealed` cut into the chunks [`Store::put_attachment_chunks`] takes.
+pub fn chunks_of(sealed: &[u8]) -> Vec<Vec<u8>> {
+    let mut chunks = Vec::new();
+    let mut rest = sealed;
+    while !rest.is_empty() {
+        let (chunk, tail) =
+            rest.split_at(attachment_chunk_len(chunks.len() as u64).min(rest.len()));
+        chunks.push(chunk.to_vec());
+        rest = tail;
+    }
+    chunks
+}
+
+/// An entity with a sealed attachment stored whole, and a second, longer sealed stream for the same attachment.
+/// Returns the entity id, the attachment id, the stored stream and the next one.
+fn entity_with_attachment(
+    store: &dyn Store,
+) -> (EntityId, tessera_sharing::AttachmentId, Vec<u8>, Vec<u8>) {
+    let f = fixtures();
+    let (entity, opened) = f.entity_with(json!({"title": "scan"}), Vec::new());
+    store.create_entity(&entity).unwrap();
+    let (reference, old) = seal_attachment(&opened, &pattern(2 * SEGMENT_LEN + 7)).unwrap();
+    let (_, new) = seal_attachment(&opened, &pattern(4 * SEGMENT_LEN + 100)).unwrap();
+    store.put_attachment(entity.id, reference.id, &old).unwrap();
+    (entity.id, reference.id, old, new)
+}
+
+/// Staged chunks are invisible, whether the attachment has a previous content or not, until the upload finishes;
+/// afterwards nothing is staged.
+pub fn attachment_upload_is_invisible_until_finished(store: &dyn Store) {
+    let (e, a, old, new) = entity_with_attachment(store);
+    let chunks = chunks_of(&new);
+    assert_eq!(chunks.len(), 6);
+    assert_eq!(
+        (chunks[0].len(), chunks[1].len()),
+        (HEADER_LEN, ENCRYPTED_SEGMENT_LEN)
+    );
+    let unseen = tessera_sharing::AttachmentId::generate().unwrap();
+    for (first, batch) in [(0, &chunks[..2]), (2, &chunks[2..5]), (5, &chunks[5..])] {
+        store.put_attachment_chunks(e, a, first, batch).unwrap();
+        store
+            .put_attachment_chunks(e, unseen, first, batch)
+            .unwrap();
+        assert_eq!(store.attachment_len(e, a).unwrap(), Some(old.len() as u64));
+        assert_eq!(
+            store.read_attachment(e, a, 0..u64::MAX).unwrap(),
+            Some(old.clone())
+        );
+        assert_eq!(store.attachment_len(e, unseen).unwrap(), None);
+        assert_eq!(store.read_attachment(e, unseen, 0..10).unwrap(), None);
+    }
+    store.finish_attachment(e, a, new.len() as u64).unwrap();
+    assert_eq!(store.attachment_len(e, a).unwrap(), Some(new.len() as u64));
+    assert_eq!(
+        store.read_attachment(e, a, 0..u64::MAX).unwrap(),
+        Some(new.clone())
+    );
+    store
+        .finish_attachment(e, unseen, new.len() as u64)
+        .unwrap();
+    assert_eq!(
+        store.read_attachment(e, unseen, 0..u64::MAX).unwrap(),
+        Some(new.clone())
+    );
+
+    // Nothing stays staged: finishing again has nothing to finish, and an abort has nothing to discard.
+    assert!(matches!(
+        store.finish_attachment(e, a, new.len() as u64),
+        Err(Error::Invalid(_))
+    ));
+    store.abort_attachment(e, a).unwrap();
+    assert_eq!(store.read_attachment(e, a, 0..u64::MAX).unwrap(), Some(new));
+
+    // An aborted upload leaves the content as it was and nothing to finish.
+    store
+        .put_attachment_chunks(e, a, 0, &chunks_of(&old))
+        .unwrap();
+    store.abort_attachment(e, a).unwrap();
+    assert!(matches!(
+        store.finish_attachment(e, a, old.len() as u64),
+        Err(Error::Invalid(_))
+    ));
+    assert_eq!(
+        store.attachment_len(e, unseen).unwrap(),
+        Some(chunks.iter().map(|c| c.len() as u64).sum())
+    );
+}
+
+/// Finishing replaces the content, longer or shorter; chunks staged again replace earlier ones, and staged chunks
+/// past the finished length (left by a longer upload that was given up) are dropped.
+pub fn attachment_upload_finish_replaces(store: &dyn Store) {
+    let (e, a, old, new) = entity_with_attachment(store);
+    store
+        .put_attachment_chunks(e, a, 0, &chunks_of(&new))
+        .unwrap();
+    // A shorter stream staged over the longer one: its 4 chunks replace the first 4 of 6.
+    store
+        .put_attachment_chunks(e, a, 0, &chunks_of(&old))
+        .unwrap();
+    store.finish_attachment(e, a, old.len() as u64).unwrap();
+    assert_eq!(
+        store.read_attachment(e, a, 0..u64::MAX).unwrap(),
+        Some(old.clone())
+    );
+    assert!(matches!(
+        store.finish_attachment(e, a, new.len() as u64),
+        Err(Error::Invalid(_))
+    ));
+
+    // Longer, then shorter again, then empty.
+    store
+        .put_attachment_chunks(e, a, 0, &chunks_of(&new))
+        .unwrap();
+    store.finish_attachment(e, a, new.len() as u64).unwrap();
+    assert_eq!(
+        store.read_attachment(e, a, 0..u64::MAX).unwrap(),
+        Some(new.clone())
+    );
+    let (h, s) = (HEADER_LEN as u64, ENCRYPTED_SEGMENT_LEN as u64);
+    assert_eq!(
+        store.read_attachment(e, a, h + s - 2..h + s + 2).unwrap(),
+        Some(new[(h + s - 2) as usize..(h + s + 2) as usize].to_vec())
+    );
+    store
+        .put_attachment_chunks(e, a, 0, &chunks_of(&old))
+        .unwrap();
+    store.finish_attachment(e, a, old.len() as u64).unwrap();
+    assert_eq!(store.attachment_len(e, a).unwrap(), Some(old.len() as u64));
+    assert_eq!(store.read_attachment(e, a, 0..u64::MAX).unwrap(), Some(old));
+    store.finish_attachment(e, a, 0).unwrap();
+    assert_eq!(store.attachment_len(e, a).unwrap(), Some(0));
+
+    // put_attachment replaces the content and discards an upload in progress.
+    store
+        .put_attachment_chunks(e, a, 0, &chunks_of(&new))
+        .unwrap();
+    store.put_attachment(e, a, b"whole").unwrap();
+    assert_eq!(
+        store.read_attachment(e, a, 0..100).unwrap(),
+        Some(b"whole".to_vec())
+    );
+    assert!(matches!(
+        store.finish_attachment(e, a, new.len() as u64),
+        Err(Error::Invalid(_))
+    ));
+}
+
+/// A finish whose length the staged chunks do not make (too short, too long, a chunk missing or cut short) is
+/// refused and changes nothing: the previous content stays readable, the staged chunks stay staged. Chunks that
+/// cannot be part of any stream are refused when staged.
+pub fn attachment_upload_with_a_wrong_length_changes_nothing(store: &dyn Store) {
+    let (e, a, old, new) = entity_with_attachment(store);
+    let chunks = chunks_of(&new);
+    let len = new.len() as u64;
+    store.put_attachment_chunks(e, a, 0, &chunks).unwrap();
+    let unchanged = || {
+        assert_eq!(store.attachment_len(e, a).unwrap(), Some(old.len() as u64));
+        assert_eq!(
+            store.read_attachment(e, a, 0..u64::MAX).unwrap(),
+            Some(old.clone())
+        );
+    };
+    let refused = |len: u64| {
+        assert!(
+            matches!(store.finish_attachment(e, a, len), Err(Error::Invalid(_))),
+            "{len}"
+        );
+        unchanged();
+    };
+    // One byte short or long, one segment short or long, the header and a byte. (A length that ends on a chunk
+    // boundary before the staged chunks end is a shorter stream, which finishing accepts.)
+    let segment = ENCRYPTED_SEGMENT_LEN as u64;
+    for wrong in [
+        len - 1,
+        len + 1,
+        len - segment,
+        len + segment,
+        HEADER_LEN as u64 + 1,
+    ] {
+        refused(wrong);
+    }
+    // The staged chunks survived the refusals.
+    store.finish_attachment(e, a, len).unwrap();
+    assert_eq!(
+        store.read_attachment(e, a, 0..u64::MAX).unwrap(),
+        Some(new.clone())
+    );
+    store.put_attachment(e, a, &old).unwrap();
+
+    // A chunk missing in the middle.
+    store.put_attachment_chunks(e, a, 0, &chunks[..2]).unwrap();
+    store.put_attachment_chunks(e, a, 3, &chunks[3..]).unwrap();
+    refused(len);
+    // A middle chunk cut short: no length fits, not even the total of the staged bytes.
+    let mut short = chunks[2].clone();
+    short.pop();
+    store.put_attachment_chunks(e, a, 2, &[short]).unwrap();
+    refused(len);
+    refused(len - 1);
+    store.put_attachment_chunks(e, a, 2, &chunks[2..3]).unwrap();
+    store.finish_attachment(e, a, len).unwrap();
+    assert_eq!(
+        store.read_attachment(e, a, 0..u64::MAX).unwrap(),
+        Some(new.clone())
+    );
+    store.put_attachment(e, a, &old).unwrap();
+
+    // Chunks longer than their place, and empty chunks, are refused and not staged.
+    for (first, bad) in [
+        (0, vec![vec![1; HEADER_LEN + 1]]),
+        (1, vec![vec![1; ENCRYPTED_SEGMENT_LEN + 1]]),
+        (0, vec![Vec::new()]),
+        (0, vec![chunks[0].clone(), chunks[1].clone(), Vec::new()]),
+        (u64::MAX, vec![chunks[1].clone(), chunks[1].clone()]),
+    ] {
+        assert!(matches!(
+            store.put_attachment_chunks(e, a, first, &bad),
+            Err(Error::Invalid(_))
+        ));
+    }
+    assert!(matches!(
+        store.finish_attachment(e, a, HEADER_LEN as u64),
+        Err(Error::Invalid(_))
+    ));
+    unchanged();
+}
+
+/// While an upload is staged in several commits and finished, a reader of the attachment sees the previous
+/// content or the new one, whole, at every read.
+pub fn attachment_upload_readers_see_one_version(store: &dyn Store) {
+    let (e, a, old, new) = entity_with_attachment(store);
+    let chunks = chunks_of(&new);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut reads = 0u32;
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::Acquire);
+                let read = store.read_attachment(e, a, 0..u64::MAX).unwrap().unwrap();
+                let len = store.attachment_len(e, a).unwrap().unwrap();
+                assert!(read == old || read == new, "a mix of two versions");
+                assert!(len == old.len() as u64 || len == new.len() as u64);
+                reads += 1;
+                if finished {
+                    assert_eq!(read, new);
+                    return reads;
+                }
+            }
+        });
+        for (index, chunk) in chunks.iter().enumerate() {
+            store
+                .put_attachment_chunks(e, a, index as u64, std::slice::from_ref(chunk))
+                .unwrap();
+        }
+        store.finish_attachment(e, a, new.len() as u64).unwrap();
+        done.store(true, std::sync::atomic::Ordering::Release);
+        assert!(reader.join().unwrap() >= 1);
+    });
+}
+
+/// Uploads need their entity: staging or finishing for a missing entity is not found, and deleting the entity
+/// discards its unfinished uploads.
+pub fn attachment_upload_needs_the_entity(store: &dyn Store) {
+    let f = fixtures();
+    let (entity, opened) = f.entity_with(json!({"title": "scan"}), Vec::new());
+    let (reference, sealed) = seal_attachment(&opened, &pattern(SEGMENT_LEN + 3)).unwrap();
+    let (e, a) = (entity.id, reference.id);
+    let chunks = chunks_of(&sealed);
+    let len = sealed.len() as u64;
+    assert!(matches!(
+        store.put_attachment_chunks(e, a, 0, &chunks),
+        Err(Error::NotFound("entity"))
+    ));
+    assert!(matches!(
+        store.finish_attachment(e, a, len),
+        Err(Error::NotFound("entity"))
+    ));
+    assert!(matches!(
+        store.put_attachment(e, a, &sealed),
+        Err(Error::NotFound("entity"))
+    ));
+
+    store.create_entity(&entity).unwrap();
+    store.put_attachment_chunks(e, a, 0, &chunks).unwrap();
+    store.delete_entity(e, 1).unwrap();
+    assert!(matches!(
+        store.finish_attachment(e, a, len),
+        Err(Error::NotFound("entity"))
+    ));
+    store.create_entity(&entity).unwrap();
+    assert!(matches!(
+        store.finish_attachment(e, a, len),
+        Err(Error::Invalid(_))
+    ));
+    assert_eq!(store.attachment_len(e, a).unwrap(), None);
+    store.put_attachment_chunks(e, a, 0, &chunks).unwrap();
+    store.finish_attachment(e, a, len).unwrap();
+    assert_eq!(
+        store.read_attachment(e, a, 0..u64::MAX).unwrap(),
+        Some(sealed)
     );
 }
 

@@ -19,6 +19,11 @@ pub enum Error {
     #[error("{0} not found")]
     NotFound(&'static str),
 
+    /// A write's input does not fit what it writes to (an attachment chunk longer than its place in the stream, an
+    /// upload finished with a length its staged chunks do not make); nothing changed.
+    #[error("invalid {0}")]
+    Invalid(&'static str),
+
     /// Stored bytes do not decode: the database is damaged or from an incompatible version.
     #[error("stored {0} is corrupt")]
     Corrupt(&'static str),

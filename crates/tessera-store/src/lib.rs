@@ -13,7 +13,7 @@ pub mod conformance;
 pub use crate::error::{Error, Result};
 pub use crate::memory::MemoryStore;
 pub use crate::redb::RedbStore;
-pub use crate::store::{RecoveryData, Revision, Store, Versioned};
+pub use crate::store::{RecoveryData, Revision, Store, Versioned, attachment_chunk_len};
 
 /// Every public type can cross threads.
 const _: () = {

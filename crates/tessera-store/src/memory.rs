@@ -12,7 +12,9 @@ use tessera_sharing::{AttachmentId, EncryptedEntity, EntityId, SearchTag, SideMa
 use crate::error::{Error, Result};
 use crate::index;
 use crate::revision;
-use crate::store::{RecoveryData, Revision, Store, Versioned};
+use crate::store::{
+    RecoveryData, Revision, Store, Versioned, check_chunks, chunk_count, chunk_span, cut_chunks,
+};
 
 /// A [`Store`] in memory, with the same semantics as the durable backends (revisions, conflicts, indexes,
 /// all-or-none batches) but none of their durability: everything is gone when it is dropped.
@@ -35,6 +37,8 @@ struct Inner {
     by_delegation_key: BTreeMap<DelegationKey, BTreeSet<EntityId>>,
     by_search_tag: BTreeMap<SearchTag, BTreeSet<EntityId>>,
     attachments: BTreeMap<(EntityId, AttachmentId), Vec<u8>>,
+    /// Chunks of unfinished uploads, by chunk index.
+    staging: BTreeMap<(EntityId, AttachmentId), BTreeMap<u64, Vec<u8>>>,
     recovery: HashMap<[u8; 32], RecoveryData>,
     side_map: BTreeMap<(OwnerId, DelegationKey), SideMapEntry>,
 }
@@ -90,6 +94,7 @@ impl Inner {
         self.unindex(id, &removed);
         self.entities.remove(&id);
         self.attachments.retain(|(entity, _), _| *entity != id);
+        self.staging.retain(|(entity, _), _| *entity != id);
     }
 
     fn unindex(&mut self, id: EntityId, keys: &index::IndexKeys) {
@@ -99,6 +104,49 @@ impl Inner {
 
     fn entity_rev(&self, id: EntityId) -> Option<Revision> {
         self.entities.get(&id).map(|entity| entity.rev)
+    }
+
+    fn entity_exists(&self, id: EntityId) -> Result<()> {
+        if self.entities.contains_key(&id) {
+            Ok(())
+        } else {
+            Err(Error::NotFound("entity"))
+        }
+    }
+
+    /// Stages `chunks` (already checked) at `first_chunk..` of an upload.
+    fn stage<C: AsRef<[u8]>>(
+        &mut self,
+        key: (EntityId, AttachmentId),
+        first_chunk: u64,
+        chunks: &[C],
+    ) {
+        let staged = self.staging.entry(key).or_default();
+        for (chunk, index) in chunks.iter().zip(first_chunk..) {
+            staged.insert(index, chunk.as_ref().to_vec());
+        }
+    }
+
+    /// Makes the staged upload the content of the attachment, `len` bytes long, or changes nothing.
+    fn finish(&mut self, key: (EntityId, AttachmentId), len: u64) -> Result<()> {
+        let invalid = || Error::Invalid("attachment upload");
+        let mut sealed = Vec::new();
+        if let Some(staged) = self.staging.get(&key) {
+            for index in 0..chunk_count(len) {
+                let span = chunk_span(index, len);
+                let chunk = staged.get(&index).ok_or_else(invalid)?;
+                if chunk.len() as u64 != span.end - span.start {
+                    return Err(invalid());
+                }
+                sealed.extend_from_slice(chunk);
+            }
+        }
+        if sealed.len() as u64 != len {
+            return Err(invalid());
+        }
+        self.staging.remove(&key);
+        self.attachments.insert(key, sealed);
+        Ok(())
     }
 }
 
@@ -308,13 +356,51 @@ impl Store for MemoryStore {
         attachment: AttachmentId,
         sealed: &[u8],
     ) -> Result<()> {
+        let chunks = cut_chunks(sealed);
+        check_chunks(0, &chunks)?;
         let mut inner = self.write()?;
-        if !inner.entities.contains_key(&entity) {
-            return Err(Error::NotFound("entity"));
+        inner.entity_exists(entity)?;
+        let key = (entity, attachment);
+        let previous = inner.staging.remove(&key);
+        inner.stage(key, 0, &chunks);
+        let finished = inner.finish(key, sealed.len() as u64);
+        if finished.is_err() {
+            // Unreachable for chunks cut here; restores the upload in progress all the same.
+            inner.staging.remove(&key);
+            if let Some(previous) = previous {
+                inner.staging.insert(key, previous);
+            }
         }
-        inner
-            .attachments
-            .insert((entity, attachment), sealed.to_vec());
+        finished
+    }
+
+    fn put_attachment_chunks(
+        &self,
+        entity: EntityId,
+        attachment: AttachmentId,
+        first_chunk: u64,
+        chunks: &[Vec<u8>],
+    ) -> Result<()> {
+        check_chunks(first_chunk, chunks)?;
+        let mut inner = self.write()?;
+        inner.entity_exists(entity)?;
+        inner.stage((entity, attachment), first_chunk, chunks);
+        Ok(())
+    }
+
+    fn finish_attachment(
+        &self,
+        entity: EntityId,
+        attachment: AttachmentId,
+        len: u64,
+    ) -> Result<()> {
+        let mut inner = self.write()?;
+        inner.entity_exists(entity)?;
+        inner.finish((entity, attachment), len)
+    }
+
+    fn abort_attachment(&self, entity: EntityId, attachment: AttachmentId) -> Result<()> {
+        self.write()?.staging.remove(&(entity, attachment));
         Ok(())
     }
 

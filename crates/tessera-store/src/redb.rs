@@ -28,6 +28,7 @@
 //! | `entities_by_search_tag` (multimap) | search tag (32) | entity id (16) |
 //! | `attachment_lengths` | entity id (16) ‖ attachment id (16) | length of the sealed stream (`u64`) |
 //! | `attachment_chunks` | entity id (16) ‖ attachment id (16) ‖ chunk index (`u64`, big-endian) | bytes of the sealed stream |
+//! | `attachment_staging` | entity id (16) ‖ attachment id (16) ‖ chunk index (`u64`, big-endian) | bytes of an unfinished upload |
 //! | `recovery_data` | recovery data id (32) | `RecoveryData` |
 //! | `side_map` | owner id (16) ‖ delegation key (32) | `SideMapEntry` |
 //!
@@ -38,6 +39,11 @@
 //! 9-byte stream header, chunk `i ≥ 1` is encrypted segment `i - 1` (64 KiB + 16 bytes, the last one shorter).
 //! A ranged read of one segment therefore reads one row, and a stream of any other shape is still stored and
 //! read back byte for byte.
+//!
+//! An upload ([`Store::put_attachment_chunks`]) stages its chunks in `attachment_staging`, which no read looks at;
+//! [`Store::finish_attachment`] moves them to `attachment_chunks` and sets the length in one transaction, so a
+//! reader sees the previous content or the new one, never a mix. The `attachment_staging` table appeared after
+//! layout version 1 was first written; opening an older file creates it, so the layout version did not change.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -52,13 +58,15 @@ use serde::de::DeserializeOwned;
 use tessera_keys::{
     DelegationKey, ExchangeData, ExchangeDataId, KeyBagEntry, KeyBagEntryId, Owner, OwnerId,
 };
-use tessera_primitives::stream::{ENCRYPTED_SEGMENT_LEN, HEADER_LEN};
 use tessera_sharing::{AttachmentId, EncryptedEntity, EntityId, SearchTag, SideMapEntry};
 
 use crate::error::{Error, Result};
 use crate::index::{self, IndexKeys};
 use crate::revision;
-use crate::store::{RecoveryData, Revision, Store, Versioned};
+use crate::store::{
+    RecoveryData, Revision, Store, Versioned, check_chunks, chunk_count, chunk_of, chunk_span,
+    cut_chunks,
+};
 
 /// Layout version of the file, checked on open.
 const FORMAT: u64 = 1;
@@ -86,6 +94,8 @@ const ATTACHMENT_LENGTHS: TableDefinition<'_, Key32, u64> =
     TableDefinition::new("attachment_lengths");
 const ATTACHMENT_CHUNKS: TableDefinition<'_, ChunkKey, Bytes> =
     TableDefinition::new("attachment_chunks");
+const ATTACHMENT_STAGING: TableDefinition<'_, ChunkKey, Bytes> =
+    TableDefinition::new("attachment_staging");
 const RECOVERY_DATA: TableDefinition<'_, Key32, Bytes> = TableDefinition::new("recovery_data");
 const SIDE_MAP: TableDefinition<'_, OwnerKey48, Bytes> = TableDefinition::new("side_map");
 
@@ -365,13 +375,45 @@ impl Store for RedbStore {
         attachment: AttachmentId,
         sealed: &[u8],
     ) -> Result<()> {
+        let chunks = cut_chunks(sealed);
+        check_chunks(0, &chunks)?;
         self.write(|txn| {
-            let entities = txn.open_table(ENTITIES).map_err(backend)?;
-            if entities.get(entity.as_bytes()).map_err(backend)?.is_none() {
-                return Err(Error::NotFound("entity"));
-            }
-            AttachmentTables::open(txn)?.put(entity, attachment, sealed)
+            entity_exists(txn, entity)?;
+            let mut tables = AttachmentTables::open(txn)?;
+            tables.discard(entity, attachment)?;
+            tables.stage(entity, attachment, 0, &chunks)?;
+            tables.finish(entity, attachment, sealed.len() as u64)
         })
+    }
+
+    fn put_attachment_chunks(
+        &self,
+        entity: EntityId,
+        attachment: AttachmentId,
+        first_chunk: u64,
+        chunks: &[Vec<u8>],
+    ) -> Result<()> {
+        check_chunks(first_chunk, chunks)?;
+        self.write(|txn| {
+            entity_exists(txn, entity)?;
+            AttachmentTables::open(txn)?.stage(entity, attachment, first_chunk, chunks)
+        })
+    }
+
+    fn finish_attachment(
+        &self,
+        entity: EntityId,
+        attachment: AttachmentId,
+        len: u64,
+    ) -> Result<()> {
+        self.write(|txn| {
+            entity_exists(txn, entity)?;
+            AttachmentTables::open(txn)?.finish(entity, attachment, len)
+        })
+    }
+
+    fn abort_attachment(&self, entity: EntityId, attachment: AttachmentId) -> Result<()> {
+        self.write(|txn| AttachmentTables::open(txn)?.discard(entity, attachment))
     }
 
     fn attachment_len(&self, entity: EntityId, attachment: AttachmentId) -> Result<Option<u64>> {
@@ -517,10 +559,20 @@ impl<'t> EntityTables<'t> {
     }
 }
 
+/// Fails with [`Error::NotFound`] unless entity `id` exists.
+fn entity_exists(txn: &WriteTransaction, id: EntityId) -> Result<()> {
+    let entities = txn.open_table(ENTITIES).map_err(backend)?;
+    match entities.get(id.as_bytes()).map_err(backend)? {
+        Some(_) => Ok(()),
+        None => Err(Error::NotFound("entity")),
+    }
+}
+
 /// The attachment tables, open in one write transaction.
 struct AttachmentTables<'t> {
     lengths: Table<'t, Key32, u64>,
     chunks: Table<'t, ChunkKey, Bytes>,
+    staging: Table<'t, ChunkKey, Bytes>,
 }
 
 impl<'t> AttachmentTables<'t> {
@@ -528,24 +580,67 @@ impl<'t> AttachmentTables<'t> {
         Ok(Self {
             lengths: txn.open_table(ATTACHMENT_LENGTHS).map_err(backend)?,
             chunks: txn.open_table(ATTACHMENT_CHUNKS).map_err(backend)?,
+            staging: txn.open_table(ATTACHMENT_STAGING).map_err(backend)?,
         })
     }
 
-    /// Stores `sealed` as the content of the attachment, removing the chunks of a longer previous content.
-    fn put(&mut self, entity: EntityId, attachment: AttachmentId, sealed: &[u8]) -> Result<()> {
+    /// Stages `chunks` (already checked) at `first_chunk..` of an upload.
+    fn stage<C: AsRef<[u8]>>(
+        &mut self,
+        entity: EntityId,
+        attachment: AttachmentId,
+        first_chunk: u64,
+        chunks: &[C],
+    ) -> Result<()> {
+        for (chunk, index) in chunks.iter().zip(first_chunk..) {
+            self.staging
+                .insert(chunk_key(entity, attachment, index), chunk.as_ref())
+                .map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    /// Indexes of the staged chunks of an upload, in ascending order.
+    fn staged(&self, entity: EntityId, attachment: AttachmentId) -> Result<Vec<u64>> {
+        let first = chunk_key(entity, attachment, 0);
+        let last = chunk_key(entity, attachment, u64::MAX);
+        let mut indexes = Vec::new();
+        for row in self.staging.range(first..=last).map_err(backend)? {
+            let (key, _) = row.map_err(backend)?;
+            let index: [u8; 8] = concat(&[key.value().get(32..).unwrap_or_default()]);
+            indexes.push(u64::from_be_bytes(index));
+        }
+        Ok(indexes)
+    }
+
+    /// Makes the staged upload the content of the attachment, `len` bytes long; nothing stays staged. The caller
+    /// aborts the transaction on an error.
+    fn finish(&mut self, entity: EntityId, attachment: AttachmentId, len: u64) -> Result<()> {
         let key = attachment_key(entity, attachment);
-        let len = sealed.len() as u64;
         let previous = self.lengths.get(&key).map_err(backend)?.map(|v| v.value());
         let count = chunk_count(len);
-        for index in 0..count {
+        let mut moved = 0u64;
+        for index in self.staged(entity, attachment)? {
+            let chunk = chunk_key(entity, attachment, index);
+            let staged = self
+                .staging
+                .remove(chunk)
+                .map_err(backend)?
+                .ok_or(Error::Corrupt("attachment staging"))?;
+            if index >= count {
+                continue;
+            }
             let span = chunk_span(index, len);
-            let bytes = to_usize(span.start)
-                .zip(to_usize(span.end))
-                .and_then(|(start, end)| sealed.get(start..end))
-                .ok_or(Error::Corrupt("attachment chunk layout"))?;
-            self.chunks
-                .insert(chunk_key(entity, attachment, index), bytes)
-                .map_err(backend)?;
+            let bytes = staged.value();
+            if bytes.len() as u64 != span.end - span.start {
+                return Err(Error::Invalid("attachment upload"));
+            }
+            self.chunks.insert(chunk, bytes).map_err(backend)?;
+            moved += 1;
+        }
+        // Indexes are distinct and below `count`, so `count` of them are exactly the chunks 0..count.
+        if moved != count {
+            return Err(Error::Invalid("attachment upload"));
         }
         for index in count..previous.map_or(0, chunk_count) {
             self.chunks
@@ -556,7 +651,17 @@ impl<'t> AttachmentTables<'t> {
         Ok(())
     }
 
-    /// Removes every attachment of `entity`.
+    /// Removes the staged chunks of an upload.
+    fn discard(&mut self, entity: EntityId, attachment: AttachmentId) -> Result<()> {
+        for index in self.staged(entity, attachment)? {
+            self.staging
+                .remove(chunk_key(entity, attachment, index))
+                .map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    /// Removes every attachment of `entity`, and its unfinished uploads.
     fn remove_all_of(&mut self, entity: EntityId) -> Result<()> {
         let first: Key32 = concat(&[entity.as_bytes(), &[0; 16]]);
         let last: Key32 = concat(&[entity.as_bytes(), &[0xff; 16]]);
@@ -571,6 +676,16 @@ impl<'t> AttachmentTables<'t> {
                 self.chunks.remove(chunk).map_err(backend)?;
             }
             self.lengths.remove(&key).map_err(backend)?;
+        }
+        let first: ChunkKey = concat(&[entity.as_bytes(), &[0; 24]]);
+        let last: ChunkKey = concat(&[entity.as_bytes(), &[0xff; 24]]);
+        let mut staged = Vec::new();
+        for row in self.staging.range(first..=last).map_err(backend)? {
+            let (key, _) = row.map_err(backend)?;
+            staged.push(key.value());
+        }
+        for key in staged {
+            self.staging.remove(key).map_err(backend)?;
         }
         Ok(())
     }
@@ -610,34 +725,6 @@ fn read_range(
         out.extend_from_slice(part);
     }
     Ok(out)
-}
-
-/// The chunk holding byte `offset` of a sealed stream: 0 for the header, `i + 1` for encrypted segment `i`.
-fn chunk_of(offset: u64) -> u64 {
-    match offset.checked_sub(HEADER_LEN as u64) {
-        None => 0,
-        Some(body) => 1 + body / ENCRYPTED_SEGMENT_LEN as u64,
-    }
-}
-
-/// Where chunk `index` starts in a stream of unbounded length.
-fn chunk_start(index: u64) -> u64 {
-    match index.checked_sub(1) {
-        None => 0,
-        Some(segment) => {
-            (HEADER_LEN as u64).saturating_add(segment.saturating_mul(ENCRYPTED_SEGMENT_LEN as u64))
-        }
-    }
-}
-
-/// The bytes of chunk `index` in a stream of `len` bytes.
-fn chunk_span(index: u64, len: u64) -> Range<u64> {
-    chunk_start(index).min(len)..chunk_start(index.saturating_add(1)).min(len)
-}
-
-/// Number of chunks of a stream of `len` bytes (none when it is empty).
-fn chunk_count(len: u64) -> u64 {
-    len.checked_sub(1).map_or(0, |last| chunk_of(last) + 1)
 }
 
 fn to_usize(value: u64) -> Option<usize> {
@@ -717,6 +804,8 @@ fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Error {
 
 #[cfg(test)]
 mod tests {
+    use tessera_primitives::stream::{ENCRYPTED_SEGMENT_LEN, HEADER_LEN};
+
     use super::*;
 
     const H: u64 = HEADER_LEN as u64;
@@ -752,19 +841,77 @@ mod tests {
         (store, dir)
     }
 
-    fn chunk_rows(store: &RedbStore) -> u64 {
+    fn rows(store: &RedbStore, table: TableDefinition<'_, ChunkKey, Bytes>) -> u64 {
         store
             .read(|txn| {
-                let chunks = txn.open_table(ATTACHMENT_CHUNKS).map_err(backend)?;
+                let chunks = txn.open_table(table).map_err(backend)?;
                 ::redb::ReadableTableMetadata::len(&chunks).map_err(backend)
             })
             .unwrap()
     }
 
+    fn chunk_rows(store: &RedbStore) -> u64 {
+        rows(store, ATTACHMENT_CHUNKS)
+    }
+
+    fn staged_rows(store: &RedbStore) -> u64 {
+        rows(store, ATTACHMENT_STAGING)
+    }
+
+    /// Stores `sealed` as `put_attachment` does, without an entity.
     fn put(store: &RedbStore, entity: EntityId, attachment: AttachmentId, sealed: &[u8]) {
         store
-            .write(|txn| AttachmentTables::open(txn)?.put(entity, attachment, sealed))
+            .write(|txn| {
+                let mut tables = AttachmentTables::open(txn)?;
+                tables.stage(entity, attachment, 0, &cut_chunks(sealed))?;
+                tables.finish(entity, attachment, sealed.len() as u64)
+            })
             .unwrap();
+    }
+
+    /// Staged chunks are not visible through the trait either: an unfinished upload, a finish that leaves chunks
+    /// past the length, a refused finish and a deletion must leave no staged rows behind.
+    #[test]
+    fn staged_chunks_are_moved_or_removed() {
+        let (store, _dir) = temp_store();
+        let (entity, attachment) = (
+            EntityId::from_bytes([1; 16]),
+            AttachmentId::from_bytes([2; 16]),
+        );
+        let long = vec![0xcd; (H + 3 * S + 1) as usize];
+        let chunks = cut_chunks(&long);
+        let stage = |first: u64, chunks: &[&[u8]]| {
+            store
+                .write(|txn| AttachmentTables::open(txn)?.stage(entity, attachment, first, chunks))
+                .unwrap();
+        };
+        let finish = |len: u64| {
+            store.write(|txn| AttachmentTables::open(txn)?.finish(entity, attachment, len))
+        };
+        stage(0, &chunks);
+        assert_eq!((chunk_rows(&store), staged_rows(&store)), (0, 5));
+        // Finishing with fewer bytes than staged: the chunks past the end are dropped, the last one must fit.
+        assert!(matches!(finish(H + 5), Err(Error::Invalid(_))));
+        assert_eq!((chunk_rows(&store), staged_rows(&store)), (0, 5));
+        finish(H + 2 * S).unwrap();
+        assert_eq!((chunk_rows(&store), staged_rows(&store)), (3, 0));
+        // A missing chunk is refused and changes nothing.
+        stage(1, &chunks[1..]);
+        assert!(matches!(finish(long.len() as u64), Err(Error::Invalid(_))));
+        assert_eq!((chunk_rows(&store), staged_rows(&store)), (3, 4));
+        stage(0, &chunks[..1]);
+        finish(long.len() as u64).unwrap();
+        assert_eq!((chunk_rows(&store), staged_rows(&store)), (5, 0));
+        stage(2, &[&long[..10]]);
+        store
+            .write(|txn| AttachmentTables::open(txn)?.discard(entity, attachment))
+            .unwrap();
+        assert_eq!((chunk_rows(&store), staged_rows(&store)), (5, 0));
+        stage(0, &chunks);
+        store
+            .write(|txn| AttachmentTables::open(txn)?.remove_all_of(entity))
+            .unwrap();
+        assert_eq!((chunk_rows(&store), staged_rows(&store)), (0, 0));
     }
 
     /// Chunks are not visible through the trait once the length shrinks, so only a row count shows a leak.

@@ -10,6 +10,7 @@ use tessera_keys::wire::{fixed_bytes, var_bytes};
 use tessera_keys::{
     DelegationKey, ExchangeData, ExchangeDataId, KeyBagEntry, KeyBagEntryId, Owner, OwnerId,
 };
+use tessera_primitives::stream::{ENCRYPTED_SEGMENT_LEN, HEADER_LEN};
 use tessera_sharing::{AttachmentId, EncryptedEntity, EntityId, SearchTag, SideMapEntry};
 
 use crate::error::Result;
@@ -147,7 +148,8 @@ pub trait Store: Send + Sync + 'static {
     /// As [`Store::get_owner`].
     fn entities_by_search_tag(&self, tag: &SearchTag) -> Result<Vec<EntityId>>;
 
-    /// Stores the sealed stream of an attachment (replacing any previous content).
+    /// Stores the sealed stream of an attachment whole (replacing any previous content, and discarding an upload in
+    /// progress): [`Store::put_attachment_chunks`] and [`Store::finish_attachment`] in one durable commit.
     ///
     /// # Errors
     /// [`crate::Error::NotFound`] if the entity does not exist; [`crate::Error::Backend`] if storage fails.
@@ -157,6 +159,48 @@ pub trait Store: Send + Sync + 'static {
         attachment: AttachmentId,
         sealed: &[u8],
     ) -> Result<()>;
+
+    /// Stages chunks `first_chunk..first_chunk + chunks.len()` of an upload of an attachment's sealed stream, in
+    /// one durable commit. Chunks follow the segments of the stream ([`attachment_chunk_len`]): chunk 0 is the
+    /// header, chunk `i ≥ 1` is encrypted segment `i − 1`, and only the last chunk of the stream may be shorter.
+    ///
+    /// Staged chunks are not readable: [`Store::attachment_len`] and [`Store::read_attachment`] keep answering with
+    /// the previous content (if any) until [`Store::finish_attachment`]. Staging a chunk again replaces it. There is
+    /// one upload per attachment: two writers staging the same attachment at once overwrite each other's chunks,
+    /// so callers run one upload at a time per attachment.
+    ///
+    /// # Errors
+    /// [`crate::Error::NotFound`] if the entity does not exist; [`crate::Error::Invalid`] for a chunk that is empty
+    /// or longer than its place in the stream allows (nothing is staged then); [`crate::Error::Backend`] if storage
+    /// fails.
+    fn put_attachment_chunks(
+        &self,
+        entity: EntityId,
+        attachment: AttachmentId,
+        first_chunk: u64,
+        chunks: &[Vec<u8>],
+    ) -> Result<()>;
+
+    /// Makes the staged upload of an attachment its content, `len` bytes long, in one durable commit: a reader sees
+    /// either the whole previous content or the whole new one. The chunks of the previous content and any staged
+    /// chunk past `len` are removed; afterwards nothing is staged for the attachment.
+    ///
+    /// # Errors
+    /// [`crate::Error::NotFound`] if the entity does not exist; [`crate::Error::Invalid`] if the staged chunks do
+    /// not make a stream of exactly `len` bytes (one of the chunks a `len`-byte stream has is missing or of
+    /// another length), and then nothing changes; [`crate::Error::Backend`] if storage fails. Staged chunks past
+    /// those of a `len`-byte stream (left by a longer upload that was given up) do not make it fail: a `len` that
+    /// ends on a chunk boundary before the staged chunks end finishes a shorter stream, so callers check the
+    /// length they received before they finish.
+    fn finish_attachment(&self, entity: EntityId, attachment: AttachmentId, len: u64)
+    -> Result<()>;
+
+    /// Discards the staged chunks of an unfinished upload of an attachment (a no-op if there are none); its
+    /// readable content does not change.
+    ///
+    /// # Errors
+    /// [`crate::Error::Backend`] if storage fails.
+    fn abort_attachment(&self, entity: EntityId, attachment: AttachmentId) -> Result<()>;
 
     /// Total length of an attachment's sealed stream.
     ///
@@ -198,4 +242,73 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// As [`Store::get_owner`].
     fn side_map_entry(&self, owner: OwnerId, key: &DelegationKey) -> Result<Option<SideMapEntry>>;
+}
+
+/// The length of chunk `index` of an attachment's sealed stream, unless it is the stream's last chunk (which may be
+/// shorter): chunk 0 is the stream header ([`HEADER_LEN`], 9 bytes), chunk `i ≥ 1` is encrypted segment `i − 1`
+/// ([`ENCRYPTED_SEGMENT_LEN`], 64 KiB + 16 bytes). This is how [`Store::put_attachment_chunks`] wants a stream cut,
+/// and how the backends store it: a ranged read of one segment reads one chunk.
+pub const fn attachment_chunk_len(index: u64) -> usize {
+    if index == 0 {
+        HEADER_LEN
+    } else {
+        ENCRYPTED_SEGMENT_LEN
+    }
+}
+
+/// The chunk holding byte `offset` of a sealed stream: 0 for the header, `i + 1` for encrypted segment `i`.
+pub(crate) fn chunk_of(offset: u64) -> u64 {
+    match offset.checked_sub(HEADER_LEN as u64) {
+        None => 0,
+        Some(body) => 1 + body / ENCRYPTED_SEGMENT_LEN as u64,
+    }
+}
+
+/// Where chunk `index` starts in a stream of unbounded length.
+pub(crate) fn chunk_start(index: u64) -> u64 {
+    match index.checked_sub(1) {
+        None => 0,
+        Some(segment) => {
+            (HEADER_LEN as u64).saturating_add(segment.saturating_mul(ENCRYPTED_SEGMENT_LEN as u64))
+        }
+    }
+}
+
+/// The bytes of chunk `index` in a stream of `len` bytes.
+pub(crate) fn chunk_span(index: u64, len: u64) -> Range<u64> {
+    chunk_start(index).min(len)..chunk_start(index.saturating_add(1)).min(len)
+}
+
+/// Number of chunks of a stream of `len` bytes (none when it is empty).
+pub(crate) fn chunk_count(len: u64) -> u64 {
+    len.checked_sub(1).map_or(0, |last| chunk_of(last) + 1)
+}
+
+/// Checks chunks about to be staged at `first_chunk..`: none empty, none longer than its place allows, and
+/// `first_chunk + chunks.len()` fits in a `u64` (so that `chunks.iter().zip(first_chunk..)` cannot overflow).
+pub(crate) fn check_chunks<C: AsRef<[u8]>>(first_chunk: u64, chunks: &[C]) -> Result<()> {
+    let mut index = first_chunk;
+    for chunk in chunks {
+        let chunk = chunk.as_ref();
+        if chunk.is_empty() || chunk.len() > attachment_chunk_len(index) {
+            return Err(crate::Error::Invalid("attachment chunk"));
+        }
+        index = index
+            .checked_add(1)
+            .ok_or(crate::Error::Invalid("attachment chunk"))?;
+    }
+    Ok(())
+}
+
+/// The pieces of `sealed`, cut as [`attachment_chunk_len`] says.
+pub(crate) fn cut_chunks(sealed: &[u8]) -> Vec<&[u8]> {
+    let mut chunks = Vec::new();
+    let mut rest = sealed;
+    while !rest.is_empty() {
+        let take = attachment_chunk_len(chunks.len() as u64).min(rest.len());
+        let (chunk, tail) = rest.split_at(take);
+        chunks.push(chunk);
+        rest = tail;
+    }
+    chunks
 }

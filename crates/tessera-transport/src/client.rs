@@ -2,12 +2,16 @@
 //! idempotent requests.
 
 use std::ops::Range;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RANGE};
-use hyper::{Method, Request};
+use hyper::{Method, Request, Response};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -21,6 +25,7 @@ use tessera_sharing::{
     AttachmentId, EncryptedEntity, EntityId, SearchTag, ShareRequest, SideMapEntry,
 };
 use tessera_store::Versioned;
+use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::error::{Error, Result};
 use crate::wire::{
@@ -33,12 +38,17 @@ use crate::wire::{
 const KEYS_PER_HEADER: usize = 256;
 /// Extra attempts for idempotent requests that failed in transport.
 const RETRIES: u32 = 2;
+/// Largest piece of a streamed upload read at once.
+const UPLOAD_PIECE: usize = 64 << 10;
+
+/// The body of every request: whole for most, read from an [`AsyncRead`] for [`Client::put_attachment_from`].
+type RequestBody = UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// A client of one Tessera server.
 #[derive(Clone)]
 pub struct Client {
     base: String,
-    http: HyperClient<HttpConnector, Full<Bytes>>,
+    http: HyperClient<HttpConnector, RequestBody>,
     format: Format,
     token: Option<String>,
     access_headers: Vec<String>,
@@ -418,6 +428,44 @@ impl Client {
         .map(|_| ())
     }
 
+    /// Uploads an attachment's sealed stream of `len` bytes read from `reader` as it is sent, without holding it
+    /// in memory (its reference must already be on the entity). Not retried: the reader cannot be read twice.
+    ///
+    /// # Errors
+    /// [`Error::Status`] 400 if `len` differs from the reference, 413 above the limit; [`Error::Transport`] if
+    /// `reader` fails or ends before `len` bytes (the server then keeps the previous content).
+    pub async fn put_attachment_from<R>(
+        &self,
+        entity: EntityId,
+        attachment: AttachmentId,
+        reader: R,
+        len: u64,
+    ) -> Result<()>
+    where
+        R: AsyncRead + Send + Unpin + 'static,
+    {
+        let body = ReaderBody {
+            reader,
+            remaining: len,
+            buffer: Vec::new(),
+        };
+        let request = self
+            .builder(
+                Method::PUT,
+                &format!("/v1/entities/{entity}/attachments/{attachment}"),
+                true,
+                &[(CONTENT_TYPE.as_str(), OCTET_STREAM.to_owned())],
+            )
+            .body(UnsyncBoxBody::new(body))
+            .map_err(|e| Error::Request(e.to_string()))?;
+        let response = self
+            .http
+            .request(request)
+            .await
+            .map_err(|e| Error::Transport(e.to_string()))?;
+        answer(response).await.map(|_| ())
+    }
+
     /// Downloads an attachment's sealed stream, or the byte range `range` of it (for segment reads).
     ///
     /// # Errors
@@ -534,29 +582,7 @@ impl Client {
         loop {
             let request = self.build(method.clone(), path, body.clone(), headers)?;
             match self.http.request(request).await {
-                Ok(response) => {
-                    let status = response.status();
-                    let bytes = response
-                        .into_body()
-                        .collect()
-                        .await
-                        .map_err(|e| Error::Transport(e.to_string()))?
-                        .to_bytes();
-                    if status.is_success() {
-                        return Ok(bytes);
-                    }
-                    let body: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
-                    return Err(Error::Status {
-                        status: status.as_u16(),
-                        code: body
-                            .as_ref()
-                            .map_or_else(|| "unknown".to_owned(), |b| b.error.clone()),
-                        message: body.map_or_else(
-                            || String::from_utf8_lossy(&bytes).into_owned(),
-                            |b| b.message,
-                        ),
-                    });
-                }
+                Ok(response) => return answer(response).await,
                 Err(error) if idempotent && attempt < RETRIES => {
                     attempt += 1;
                     tracing::debug!(%error, attempt, "retrying an idempotent request");
@@ -573,7 +599,22 @@ impl Client {
         path: &str,
         body: Option<Bytes>,
         headers: &[(&str, String)],
-    ) -> Result<Request<Full<Bytes>>> {
+    ) -> Result<Request<RequestBody>> {
+        let has_body = body.is_some();
+        let full = Full::new(body.unwrap_or_default()).map_err(|never| match never {});
+        self.builder(method, path, has_body, headers)
+            .body(UnsyncBoxBody::new(full))
+            .map_err(|e| Error::Request(e.to_string()))
+    }
+
+    /// A request with the headers every request carries, and `headers`.
+    fn builder(
+        &self,
+        method: Method,
+        path: &str,
+        has_body: bool,
+        headers: &[(&str, String)],
+    ) -> hyper::http::request::Builder {
         let mut builder = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
@@ -581,7 +622,7 @@ impl Client {
         let typed = headers
             .iter()
             .any(|(name, _)| name.eq_ignore_ascii_case(CONTENT_TYPE.as_str()));
-        if body.is_some() && !typed {
+        if has_body && !typed {
             builder = builder.header(CONTENT_TYPE, self.format.media_type());
         }
         if let Some(token) = &self.token {
@@ -594,7 +635,78 @@ impl Client {
             builder = builder.header(*name, value);
         }
         builder
-            .body(Full::new(body.unwrap_or_default()))
-            .map_err(|e| Error::Request(e.to_string()))
+    }
+}
+
+/// The body of a successful answer, or the error an unsuccessful one reports.
+async fn answer(response: Response<Incoming>) -> Result<Bytes> {
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| Error::Transport(e.to_string()))?
+        .to_bytes();
+    if status.is_success() {
+        return Ok(bytes);
+    }
+    let body: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
+    Err(Error::Status {
+        status: status.as_u16(),
+        code: body
+            .as_ref()
+            .map_or_else(|| "unknown".to_owned(), |b| b.error.clone()),
+        message: body.map_or_else(
+            || String::from_utf8_lossy(&bytes).into_owned(),
+            |b| b.message,
+        ),
+    })
+}
+
+/// A request body of exactly `remaining` bytes read from `reader`, in pieces of up to [`UPLOAD_PIECE`] bytes.
+struct ReaderBody<R> {
+    reader: R,
+    remaining: u64,
+    buffer: Vec<u8>,
+}
+
+impl<R: AsyncRead + Unpin> hyper::body::Body for ReaderBody<R> {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::io::Result<Frame<Bytes>>>> {
+        let this = self.get_mut();
+        if this.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let wanted = usize::try_from(this.remaining).map_or(UPLOAD_PIECE, |r| r.min(UPLOAD_PIECE));
+        this.buffer.resize(wanted, 0);
+        let mut buffer = ReadBuf::new(&mut this.buffer);
+        match Pin::new(&mut this.reader).poll_read(cx, &mut buffer) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(error)) => Poll::Ready(Some(Err(error))),
+            Poll::Ready(Ok(())) if buffer.filled().is_empty() => {
+                Poll::Ready(Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the attachment ended before its announced length",
+                ))))
+            }
+            Poll::Ready(Ok(())) => {
+                let piece = Bytes::copy_from_slice(buffer.filled());
+                this.remaining = this.remaining.saturating_sub(piece.len() as u64);
+                Poll::Ready(Some(Ok(Frame::data(piece))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
     }
 }

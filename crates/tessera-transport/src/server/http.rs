@@ -1,18 +1,90 @@
-//! Request and response plumbing: bodies with size limits, content negotiation, access-key headers, errors.
+//! Request and response plumbing: bodies with size limits, streamed response bodies, content negotiation,
+//! access-key headers, errors.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tessera_keys::AccessControlKey;
+use tokio::sync::mpsc;
 
 use crate::error::ApiError;
 use crate::wire::{ACCESS_KEYS_HEADER, ErrorBody, Format, JSON};
 
-pub(crate) type Resp = Response<Full<Bytes>>;
+/// The body of every answer: whole ([`full`]) for most, streamed ([`channel`]) for attachments.
+pub(crate) type Body = BoxBody<Bytes, std::io::Error>;
+
+pub(crate) type Resp = Response<Body>;
+
+/// A body of `bytes`, sent at once.
+pub(crate) fn full(bytes: Bytes) -> Body {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
+}
+
+/// A body of exactly `len` bytes that a task feeds through the returned sender, `capacity` pieces ahead of the
+/// client at most. An `Err` sent, or the sender dropped before `len` bytes, aborts the answer (the client sees a
+/// cut connection, never a short body that looks complete); a send fails once the client has gone.
+pub(crate) fn channel(len: u64, capacity: usize) -> (mpsc::Sender<std::io::Result<Bytes>>, Body) {
+    let (sender, receiver) = mpsc::channel(capacity);
+    let body = ChannelBody {
+        receiver,
+        remaining: len,
+    };
+    (sender, body.boxed())
+}
+
+/// See [`channel`].
+struct ChannelBody {
+    receiver: mpsc::Receiver<std::io::Result<Bytes>>,
+    remaining: u64,
+}
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = self.get_mut();
+        if this.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        match this.receiver.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(bytes))) => match this.remaining.checked_sub(bytes.len() as u64) {
+                Some(remaining) => {
+                    this.remaining = remaining;
+                    Poll::Ready(Some(Ok(Frame::data(bytes))))
+                }
+                None => Poll::Ready(Some(Err(std::io::Error::other(
+                    "a streamed body is longer than announced",
+                )))),
+            },
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error))),
+            Poll::Ready(None) => Poll::Ready(Some(Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "a streamed body ended before its announced length",
+            )))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
 
 /// Reads a whole body, refusing more than `limit` bytes with 413.
 pub(crate) async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
@@ -23,14 +95,19 @@ pub(crate) async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Api
                 .downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
-            Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the body exceeds the limit of {limit} bytes"),
-            ))
+            Err(too_large(limit))
         }
         Err(_) => Err(ApiError::bad_request("the body could not be read")),
     }
+}
+
+/// 413: a body over `limit` bytes.
+pub(crate) fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the body exceeds the limit of {limit} bytes"),
+    )
 }
 
 /// Decodes a body in the format its `Content-Type` names (JSON when absent).
@@ -85,7 +162,7 @@ pub(crate) fn respond<T: Serialize>(format: Format, status: StatusCode, value: &
 
 /// An answer with raw bytes.
 pub(crate) fn with_type(status: StatusCode, media_type: &'static str, body: Bytes) -> Resp {
-    let mut response = Response::new(Full::new(body));
+    let mut response = Response::new(full(body));
     *response.status_mut() = status;
     response
         .headers_mut()

@@ -1,19 +1,21 @@
 //! Routing and handlers of `/v1`. Every handler checks who asks before it reads, and answers 404 for a record the
 //! requester may not see, never 403, so that nobody learns whether it exists.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
-use hyper::header::{CONTENT_RANGE, HeaderValue, RANGE};
-use hyper::{Method, Request, StatusCode};
+use hyper::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, HeaderValue, RANGE};
+use hyper::{Method, Request, Response, StatusCode};
 use tessera_keys::{
     DelegationKey, ExchangeData, ExchangeDataId, KeyBagEntry, KeyBagEntryId, Owner, OwnerId,
     PinnedFingerprints, TrustPolicy,
 };
+use tessera_primitives::stream::HEADER_LEN;
 use tessera_sharing::{
     AttachmentId, EncryptedEntity, EntityId, Permission, SearchTag, SideMapEntry, rules,
 };
@@ -849,36 +851,285 @@ async fn query_entities(state: &Arc<State>, request: &Request<Incoming>) -> Resu
 
 // ---- attachments ----
 
+/// How much of an attachment is held in memory at once: an upload is written to the store in batches of about this
+/// many bytes, a download read from it in pieces of this many bytes.
+const ATTACHMENT_BATCH: usize = 1 << 20;
+
+/// Attachments with an upload in progress in this process. An upload stages its chunks under the attachment's id
+/// alone, so two at once would mix their chunks: the second one is refused with 409 while the first runs.
+static UPLOADS: Mutex<BTreeSet<(EntityId, AttachmentId)>> = Mutex::new(BTreeSet::new());
+
+/// The claim of an upload on its attachment in [`UPLOADS`], released when the last clone is dropped: the
+/// request's, and those of store writes still running on the blocking pool after the request itself was dropped
+/// (a timeout, a client gone), so that no write of an abandoned upload lands in the next one.
+struct Claim(EntityId, AttachmentId);
+
+impl Claim {
+    fn take(id: EntityId, attachment: AttachmentId) -> Result<Arc<Self>, ApiError> {
+        let mut uploads = UPLOADS.lock().unwrap_or_else(PoisonError::into_inner);
+        if !uploads.insert((id, attachment)) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "upload_in_progress",
+                "another upload of this attachment is in progress",
+            ));
+        }
+        Ok(Arc::new(Self(id, attachment)))
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        UPLOADS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(self.0, self.1));
+    }
+}
+
+/// An upload in progress. Dropped unfinished (refused, failed, or abandoned by the client) after it staged chunks,
+/// it discards them on the blocking pool and frees the attachment after that; the attachment's readable content
+/// never changed.
+struct Upload {
+    claim: Arc<Claim>,
+    store: Arc<dyn Store>,
+    /// Whether a write of chunks was started (it may have landed even if it did not answer).
+    staged: bool,
+    finished: bool,
+}
+
+impl Upload {
+    /// Stages a batch of chunks in one commit, on the blocking pool.
+    async fn stage(
+        &mut self,
+        state: &Arc<State>,
+        (first, chunks): (u64, Vec<Vec<u8>>),
+    ) -> Result<(), ApiError> {
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        self.staged = true;
+        let claim = Arc::clone(&self.claim);
+        blocking(state, move |store| {
+            let Claim(id, attachment) = *claim;
+            Ok(store.put_attachment_chunks(id, attachment, first, &chunks)?)
+        })
+        .await
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if self.finished || !self.staged {
+            return;
+        }
+        let claim = Arc::clone(&self.claim);
+        let store = Arc::clone(&self.store);
+        let discard = move || {
+            let Claim(id, attachment) = *claim;
+            if let Err(error) = store.abort_attachment(id, attachment) {
+                tracing::warn!(%error, "staged attachment chunks not discarded");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(discard)),
+            Err(_) => discard(),
+        }
+    }
+}
+
+/// Cuts a stream into the chunks the store takes ([`tessera_store::attachment_chunk_len`]: the header, then
+/// encrypted segments), and hands them out in batches.
+#[derive(Default)]
+struct Chunker {
+    /// Index of the first chunk of `ready`.
+    first: u64,
+    /// Complete chunks not handed out yet.
+    ready: Vec<Vec<u8>>,
+    ready_bytes: usize,
+    /// The chunk being filled, shorter than its full length.
+    current: Vec<u8>,
+}
+
+impl Chunker {
+    fn push(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let index = self.first.saturating_add(self.ready.len() as u64);
+            let full = tessera_store::attachment_chunk_len(index);
+            if self.current.capacity() == 0 {
+                self.current.reserve_exact(full);
+            }
+            let wanted = full.saturating_sub(self.current.len()).min(data.len());
+            let (head, tail) = data.split_at(wanted);
+            self.current.extend_from_slice(head);
+            data = tail;
+            if self.current.len() >= full {
+                self.ready_bytes += self.current.len();
+                self.ready.push(std::mem::take(&mut self.current));
+            }
+        }
+    }
+
+    /// Bytes in complete chunks not handed out yet.
+    fn ready_bytes(&self) -> usize {
+        self.ready_bytes
+    }
+
+    /// The complete chunks so far, with the index of the first.
+    fn take(&mut self) -> (u64, Vec<Vec<u8>>) {
+        let ready = std::mem::take(&mut self.ready);
+        let first = self.first;
+        self.first = first.saturating_add(ready.len() as u64);
+        self.ready_bytes = 0;
+        (first, ready)
+    }
+
+    /// Every chunk left once the stream has ended, the last one possibly short.
+    fn take_rest(&mut self) -> (u64, Vec<Vec<u8>>) {
+        if !self.current.is_empty() {
+            self.ready.push(std::mem::take(&mut self.current));
+        }
+        self.take()
+    }
+}
+
+/// The length the entity's reference gives the attachment's sealed stream.
+fn referenced_len(entity: &EncryptedEntity, attachment: AttachmentId) -> Result<u64, ApiError> {
+    entity
+        .attachments
+        .iter()
+        .find(|a| a.id == attachment)
+        .map(|a| a.encrypted_len)
+        .ok_or_else(|| ApiError::bad_request("add the attachment's reference to the entity first"))
+}
+
+fn length_differs() -> ApiError {
+    ApiError::bad_request("the stream length differs from the entity's attachment reference")
+}
+
+/// Most of a refused upload the server still reads (and drops) so that its client, still sending, gets the answer:
+/// closing a connection with unread bytes resets it, and a client that is still writing then often sees the reset
+/// instead of the answer. A lingering close, as web servers do it.
+const DRAIN_BYTES: u64 = 16 << 20;
+/// Longest the server spends on that.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Takes an attachment's sealed stream in as it arrives ([`receive_attachment`]); if it is refused, reads what is
+/// left of the body (within [`DRAIN_BYTES`] and [`DRAIN_TIME`]) before answering.
 async fn put_attachment(
     state: &Arc<State>,
     request: Request<Incoming>,
     id: EntityId,
     attachment: AttachmentId,
 ) -> Result<Resp, ApiError> {
-    let requester = requester(state, &request)?;
+    let (parts, mut body) = request.into_parts();
+    let head = Request::from_parts(parts, ());
+    let answer = receive_attachment(state, &head, &mut body, id, attachment).await;
+    if answer.is_err() {
+        drain(&mut body).await;
+    }
+    answer
+}
+
+/// Reads and drops what is left of `body`, unless it is known to be longer than [`DRAIN_BYTES`]; gives up past
+/// [`DRAIN_BYTES`] or [`DRAIN_TIME`].
+async fn drain(body: &mut Incoming) {
+    if body.is_end_stream() || body.size_hint().lower() > DRAIN_BYTES {
+        return;
+    }
+    let mut left = DRAIN_BYTES;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            match left.checked_sub(data.len() as u64) {
+                Some(rest) => left = rest,
+                None => return,
+            }
+        }
+    })
+    .await;
+}
+
+/// Takes an attachment's sealed stream in as it arrives: cut into chunks, staged in the store about every
+/// [`ATTACHMENT_BATCH`] bytes (so an upload holds about that much memory, whatever its size), and made readable
+/// at once at the end if its length is the one the entity's reference gives. Until then, and if anything fails,
+/// readers keep the previous content.
+async fn receive_attachment(
+    state: &Arc<State>,
+    request: &Request<()>,
+    body: &mut Incoming,
+    id: EntityId,
+    attachment: AttachmentId,
+) -> Result<Resp, ApiError> {
+    let requester = requester(state, request)?;
     let entity = load_visible(state, id, &requester).await?;
     if !writable(&entity, &requester) {
         return Err(ApiError::forbidden("write access is required"));
     }
-    let reference = entity
-        .attachments
-        .iter()
-        .find(|a| a.id == attachment)
-        .ok_or_else(|| {
-            ApiError::bad_request("add the attachment's reference to the entity first")
-        })?;
-    let expected_len = reference.encrypted_len;
-    let bytes = http::read_body(request.into_body(), state.limits.max_attachment_bytes).await?;
-    if bytes.len() as u64 != expected_len {
-        return Err(ApiError::bad_request(
-            "the stream length differs from the entity's attachment reference",
+    let expected_len = referenced_len(&entity, attachment)?;
+    let max = state.limits.max_attachment_bytes;
+    let limit = u64::try_from(max).unwrap_or(u64::MAX);
+    // A declared length is checked before a byte is read.
+    if let Some(declared) = body.size_hint().exact() {
+        if declared > limit {
+            return Err(http::too_large(max));
+        }
+        if declared != expected_len {
+            return Err(length_differs());
+        }
+    }
+    let mut upload = Upload {
+        claim: Claim::take(id, attachment)?,
+        store: Arc::clone(&state.store),
+        staged: false,
+        finished: false,
+    };
+    let mut chunker = Chunker::default();
+    let mut received = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| ApiError::bad_request("the body could not be read"))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        received = received.saturating_add(data.len() as u64);
+        if received > limit {
+            return Err(http::too_large(max));
+        }
+        if received > expected_len {
+            return Err(length_differs());
+        }
+        chunker.push(&data);
+        if chunker.ready_bytes() >= ATTACHMENT_BATCH {
+            upload.stage(state, chunker.take()).await?;
+        }
+    }
+    if received != expected_len {
+        return Err(length_differs());
+    }
+    upload.stage(state, chunker.take_rest()).await?;
+    // The entity may have changed while the body arrived: the reference must still give this length, and the
+    // requester still write access.
+    let entity = load_visible(state, id, &requester).await?;
+    if !writable(&entity, &requester) {
+        return Err(ApiError::forbidden("write access is required"));
+    }
+    if referenced_len(&entity, attachment).ok() != Some(received) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "the entity's reference to the attachment changed during the upload",
         ));
     }
-    tracing::debug!(bytes = bytes.len(), "attachment stored");
+    let claim = Arc::clone(&upload.claim);
     blocking(state, move |store| {
-        Ok(store.put_attachment(id, attachment, &bytes)?)
+        let _claim = claim;
+        Ok(store.finish_attachment(id, attachment, received)?)
     })
     .await?;
+    upload.finished = true;
+    tracing::debug!(bytes = received, "attachment stored");
     Ok(http::with_type(
         StatusCode::NO_CONTENT,
         OCTET_STREAM,
@@ -895,25 +1146,39 @@ async fn get_attachment(
     let requester = requester(state, request)?;
     load_visible(state, id, &requester).await?;
     let range = request.headers().get(RANGE).map(parse_range).transpose()?;
+    let partial = range.is_some();
+    let unsatisfiable = |total: u64| {
+        ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "range_not_satisfiable",
+            format!("the stream has {total} bytes"),
+        )
+    };
+    // A whole stream larger than a piece is streamed; anything else is read at once.
     let (total, bytes) = blocking(state, move |store| {
         let total = store
             .attachment_len(id, attachment)?
             .ok_or_else(ApiError::not_found)?;
+        if range.is_none() && total > ATTACHMENT_BATCH as u64 {
+            return Ok((total, None));
+        }
         let range = range.unwrap_or(0..total);
         if range.start >= total.max(1) || range.start >= range.end {
-            return Err(ApiError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "range_not_satisfiable",
-                format!("the stream has {total} bytes"),
-            ));
+            return Err(unsatisfiable(total));
         }
         let bytes = store
             .read_attachment(id, attachment, range)?
             .ok_or_else(ApiError::not_found)?;
-        Ok((total, bytes))
+        Ok((total, Some(bytes)))
     })
     .await?;
-    let partial = request.headers().contains_key(RANGE);
+    let Some(bytes) = bytes else {
+        let mut response = Response::new(stream_attachment(state, id, attachment, total));
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(total));
+        return Ok(response);
+    };
     let length = bytes.len() as u64;
     let mut response = http::with_type(
         if partial {
@@ -935,6 +1200,96 @@ async fn get_attachment(
         }
     }
     Ok(response)
+}
+
+/// A body of the whole sealed stream of an attachment of `total` bytes, read from the store in pieces of
+/// [`ATTACHMENT_BATCH`] bytes by a task that reads a piece only once the previous one has left the channel: one
+/// piece waits while another is being sent, whatever the attachment's size.
+///
+/// Each piece is its own read; were the attachment replaced meanwhile, the answer would mix two versions. So after
+/// every piece the task checks that the length and the header (whose random nonce prefix every new sealing draws
+/// afresh) are still the ones it started with, and cuts the answer short (an error the client sees, not a body
+/// that looks complete) if not.
+fn stream_attachment(
+    state: &Arc<State>,
+    id: EntityId,
+    attachment: AttachmentId,
+    total: u64,
+) -> http::Body {
+    let (sender, body) = http::channel(total, 1);
+    let store = Arc::clone(&state.store);
+    tokio::spawn(async move {
+        let mut header: Option<Vec<u8>> = None;
+        let mut offset = 0u64;
+        while offset < total {
+            // Room in the channel first, so that at most one piece waits there and one is being sent.
+            let Ok(permit) = sender.reserve().await else {
+                // The client has gone.
+                return;
+            };
+            let end = offset.saturating_add(ATTACHMENT_BATCH as u64).min(total);
+            let store = Arc::clone(&store);
+            let known = header.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                read_piece(store.as_ref(), id, attachment, offset..end, total, known)
+            })
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::other("the read task failed")));
+            let piece = match read {
+                Ok((piece, first_header)) => {
+                    header = Some(first_header);
+                    piece
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "attachment download cut short");
+                    permit.send(Err(error));
+                    return;
+                }
+            };
+            offset = end;
+            permit.send(Ok(Bytes::from(piece)));
+        }
+    });
+    body
+}
+
+/// Bytes `range` of an attachment's stream of `total` bytes, with the stream's header, after checking that the
+/// stream still has `total` bytes and (from the second piece on) the `header` of the first.
+fn read_piece(
+    store: &dyn Store,
+    id: EntityId,
+    attachment: AttachmentId,
+    range: std::ops::Range<u64>,
+    total: u64,
+    header: Option<Vec<u8>>,
+) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+    let changed = || std::io::Error::other("the attachment changed while it was being read");
+    let piece = store
+        .read_attachment(id, attachment, range.clone())
+        .map_err(std::io::Error::other)?
+        .ok_or_else(changed)?;
+    if piece.len() as u64 != range.end - range.start {
+        return Err(changed());
+    }
+    let header_len = (HEADER_LEN as u64).min(total);
+    let now = store
+        .read_attachment(id, attachment, 0..header_len)
+        .map_err(std::io::Error::other)?
+        .ok_or_else(changed)?;
+    let first = match header {
+        Some(header) => header,
+        None => piece
+            .get(..now.len())
+            .map(<[u8]>::to_vec)
+            .ok_or_else(changed)?,
+    };
+    let len = store
+        .attachment_len(id, attachment)
+        .map_err(std::io::Error::other)?;
+    if now != first || len != Some(total) {
+        return Err(changed());
+    }
+    Ok((piece, first))
 }
 
 fn range_start<B>(request: &Request<B>) -> Option<u64> {
