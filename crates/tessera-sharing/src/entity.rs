@@ -285,8 +285,14 @@ pub fn decrypt(entity: &EncryptedEntity, access: &AccessIndex) -> Result<Decrypt
     if candidates.is_empty() {
         return Err(Error::NoAccess);
     }
-    candidates.sort_by_key(|(_, delegation, _)| {
-        std::cmp::Reverse((delegation.permission, delegation.parents.is_empty()))
+    candidates.sort_by_key(|(_, delegation, secret)| {
+        std::cmp::Reverse((
+            delegation.permission,
+            delegation.parents.is_empty(),
+            // A delegation made to this owner before one it made for someone else: an onward share must hang
+            // under the sharer's own delegation, or revoking the other party would cut it too.
+            secret.delegate() == access.owner(),
+        ))
     });
     let mut last_error = Error::Crypto;
     for (delegation_key, delegation, secret) in candidates {
@@ -530,6 +536,10 @@ pub fn revoke_and_rotate(
     }
     rotated.security_metadata.delegations = delegations;
     for key in unreachable {
+        if !rotated.security_metadata.delegations.contains_key(&key) {
+            // Already removed below an unreachable parent.
+            continue;
+        }
         // Never the root (checked above), so the revocation set exists.
         let unreachable_set = rules::revocation_set(&rotated.security_metadata, &key)?;
         rotated

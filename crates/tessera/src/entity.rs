@@ -428,6 +428,7 @@ impl Session {
         match decrypt(&stored, &access) {
             Ok(opened) => Ok((stored, opened, access)),
             Err(tessera_sharing::Error::NoAccess) if self.refresh().await? > 0 => {
+                self.ensure_registered(&entity.entity_type).await?;
                 let access = self.access();
                 let opened = decrypt(&stored, &access)?;
                 Ok((stored, opened, access))
