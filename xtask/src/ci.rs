@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 
 use crate::util::{self, cargo};
-use crate::{deny, layers};
+use crate::{deny, layers, release};
 
 /// Options of `cargo xtask ci`.
 pub(crate) struct Options {
@@ -44,6 +44,7 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
     } else {
         steps.push(("cargo-deny", deny::run));
     }
+    steps.push(("release dry run", release_dry_run));
     steps.push(("doctests", doctests));
     steps.push(("examples", examples));
     steps.push(("tests", tests));
@@ -90,6 +91,23 @@ fn tests(root: &Path) -> Result<()> {
             "--tests",
         ]))
     }
+}
+
+/// `cargo xtask release <current version> --dry-run`: every publishable crate packages and builds on its own as
+/// crates.io would get it. The step must leave the work tree as it found it.
+fn release_dry_run(root: &Path) -> Result<()> {
+    let before = release::work_tree_status(root)?;
+    release::run(
+        root,
+        &release::Options::dry_run(release::workspace_version(root)?),
+    )?;
+    let after = release::work_tree_status(root)?;
+    if after != before {
+        bail!(
+            "the release dry run changed the work tree (`git status --porcelain`):\nbefore:\n{before}\nafter:\n{after}"
+        );
+    }
+    Ok(())
 }
 
 fn doctests(root: &Path) -> Result<()> {

@@ -1,9 +1,10 @@
-//! `cargo xtask`: the project's automation (CI checks and benchmark summaries), written in Rust so it runs wherever cargo does.
+//! `cargo xtask`: the project's automation (CI checks, benchmark summaries, releases), written in Rust so it runs wherever cargo does.
 
 mod bench;
 mod ci;
 mod deny;
 mod layers;
+mod release;
 mod util;
 mod vectors;
 
@@ -15,7 +16,8 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  ci [--skip-deny]      fmt, layer check, clippy, tests, doctests, rustdoc, cargo-deny
+  ci [--skip-deny]      fmt, layer check, clippy, rustdoc, cargo-deny, release dry run,
+                        doctests, examples, tests
                         (--skip-deny skips cargo-deny for quick local runs)
   bench [--quick] [ARGS...]
                         run the criterion benchmarks of tessera-benches and write
@@ -23,6 +25,12 @@ commands:
                         --quick shortens warm-up and measurement
   deny                  only the cargo-deny step of `ci`
   layers                only the layer check of `ci`
+  release <VERSION> [--dry-run | --publish]
+                        check CHANGELOG.md has `## [VERSION]`, bump every crate to VERSION,
+                        `cargo publish --dry-run` the publishable crates in dependency order
+                        (in a bumped copy under target/xtask-release), then commit
+                        \"release VERSION\" and tag vVERSION; --dry-run stops after the
+                        packaging and changes nothing; --publish also uploads to crates.io
   vectors [--force]     generate the key layer's known-answer vectors once
                         (crates/tessera-keys/tests/data/vectors.json); --force regenerates";
 
@@ -46,6 +54,7 @@ fn run(args: Vec<String>) -> Result<()> {
         Some("bench") => bench::run(&root, &rest),
         Some("deny") => no_options("deny", &rest).and_then(|()| deny::run(&root)),
         Some("layers") => no_options("layers", &rest).and_then(|()| layers::run(&root)),
+        Some("release") => release::run(&root, &release::Options::parse(&rest)?),
         Some("vectors") => match rest.as_slice() {
             [] => vectors::run(&root, false),
             [flag] if flag == "--force" => vectors::run(&root, true),
