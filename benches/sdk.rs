@@ -11,36 +11,19 @@
     reason = "a benchmark aborts on setup failure and prints its results"
 )]
 
-use std::sync::Arc;
+#[path = "harness.rs"]
+mod harness;
+
+use harness::{fixture, owner_record};
+
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tessera::{Client, EntityType, OwnerId, OwnerKeys, Session, Share, Tofu};
-use tessera_keys::{ExchangeData, KeyBag, Owner, OwnerKind, PinnedFingerprints, TrustPolicy};
-use tessera_primitives::RsaPrivateKey;
-use tessera_store::RedbStore;
-use tessera_transport::{Server, ServerConfig};
+use tessera_keys::{ExchangeData, KeyBag, PinnedFingerprints, TrustPolicy};
 
 const ADMIN: &str = "sdk-bench-admin";
 const PARTNERS: usize = 10_000;
-
-fn fixture(name: &str) -> RsaPrivateKey {
-    let path = format!(
-        "{}/../crates/tessera-primitives/tests/data/keys/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    RsaPrivateKey::from_pkcs8_pem(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn owner_record(keys: &OwnerKeys) -> Owner {
-    Owner {
-        version: tessera_keys::FormatVersion::V1,
-        id: keys.owner(),
-        kind: OwnerKind::Hcp,
-        parent: None,
-        bundles: vec![keys.bundle().unwrap()],
-    }
-}
 
 fn median(times: &mut [Duration]) -> Duration {
     times.sort();
@@ -53,26 +36,11 @@ fn p99(times: &mut [Duration]) -> Duration {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(run());
+    harness::main_with(run());
 }
 
 async fn run() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = RedbStore::open(dir.path().join("tessera.redb")).unwrap();
-    let server = Server::start(
-        ServerConfig::new("127.0.0.1:0".parse().unwrap(), ADMIN),
-        Arc::new(store),
-    )
-    .await
-    .unwrap();
+    let (_dir, server) = harness::start_server(ADMIN).await;
     let url = format!("http://{}", server.local_addr());
     let admin = Client::new(&url);
 

@@ -11,6 +11,11 @@
     reason = "a benchmark aborts on setup failure and prints its results"
 )]
 
+#[path = "harness.rs"]
+mod harness;
+
+use harness::{fixture, owner_record};
+
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,16 +28,14 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Map, Value, json};
 use tessera_keys::{
-    EntityType, ExchangeData, ExchangeSecret, Owner, OwnerId, OwnerKeys, OwnerKind, Tofu,
-    TrustPolicy,
+    EntityType, ExchangeData, ExchangeSecret, OwnerId, OwnerKeys, Tofu, TrustPolicy,
 };
-use tessera_primitives::{RsaKeySize, RsaPrivateKey};
+use tessera_primitives::RsaKeySize;
 use tessera_sharing::{
     AccessIndex, DelegationTarget, EncryptedEntity, EncryptionManifest, EntityId, NewEntity,
     Permission, ShareRequest, Visibility, create, share,
 };
-use tessera_store::RedbStore;
-use tessera_transport::{Client, Server, ServerConfig};
+use tessera_transport::Client;
 
 const CONCURRENCY: usize = 16;
 const RUN: Duration = Duration::from_secs(3);
@@ -167,22 +170,8 @@ impl World {
     }
 }
 
-fn owner_record(keys: &OwnerKeys) -> Owner {
-    Owner {
-        version: tessera_keys::FormatVersion::V1,
-        id: keys.owner(),
-        kind: OwnerKind::Hcp,
-        parent: None,
-        bundles: vec![keys.bundle().unwrap()],
-    }
-}
-
 async fn world(client: &mut Client) -> World {
-    let path = format!(
-        "{}/../crates/tessera-primitives/tests/data/keys/rsa2048.pem",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let rsa = RsaPrivateKey::from_pkcs8_pem(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let rsa = fixture("rsa2048.pem");
     let doctor = OwnerKeys::derive(OwnerId::generate().unwrap(), rsa, 0).unwrap();
     client
         .register_owner_as_admin(ADMIN, &owner_record(&doctor))
@@ -229,26 +218,11 @@ async fn world(client: &mut Client) -> World {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(run());
+    harness::main_with(run());
 }
 
 async fn run() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = RedbStore::open(dir.path().join("tessera.redb")).unwrap();
-    let server = Server::start(
-        ServerConfig::new("127.0.0.1:0".parse().unwrap(), ADMIN),
-        Arc::new(store),
-    )
-    .await
-    .unwrap();
+    let (dir, server) = harness::start_server(ADMIN).await;
     let mut client = Client::new(format!("http://{}", server.local_addr()));
     let world = Arc::new(world(&mut client).await);
     let client = Arc::new(client);
