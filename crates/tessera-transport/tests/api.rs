@@ -11,7 +11,8 @@ mod common;
 
 use bytes::Bytes;
 use common::{
-    ADMIN, Spec, T0, TestServer, Who, bearer, create_as, note, raw, status, status_code, ty, world,
+    ADMIN, Spec, T0, TestServer, Who, bearer, create_as, get_with_token, note, raw, status,
+    status_code, ty, world,
 };
 use http_body_util::{BodyExt, Full};
 use hyper::Method;
@@ -188,15 +189,12 @@ async fn login_is_a_single_use_challenge_signed_by_a_stored_bundle() {
 
     // The token works as a bearer token.
     let entity = EntityId::generate().unwrap();
-    let answer = raw(
+    let answer = get_with_token(
         &server.base,
-        Method::GET,
         &format!("/v1/entities/{entity}"),
-        &[bearer(&session.token)],
-        vec![],
+        &session.token,
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(answer.status, 404, "{}", answer.text());
 
     // An unregistered owner cannot log in (its challenge is issued all the same).
@@ -460,15 +458,12 @@ async fn the_children_of_a_patient_are_found_by_search_tag() {
     let mut with_session = server.client();
     let session = with_session.login(w.keys(A)).await.unwrap();
     for query in ["?tag=zz", "?delegation_key=00", "", "?other=1"] {
-        let answer = raw(
+        let answer = get_with_token(
             &server.base,
-            Method::GET,
             &format!("/v1/entities{query}"),
-            &[bearer(&session.token)],
-            vec![],
+            &session.token,
         )
-        .await
-        .unwrap();
+        .await;
         assert_eq!(answer.status, 400, "{query}: {}", answer.text());
     }
     server.shutdown().await;

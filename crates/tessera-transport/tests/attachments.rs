@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{TestServer, Who, bearer, note, raw, status, status_code, ty, world};
+use common::{TestServer, Who, get_with_token, note, status, status_code, ty, world};
 use http_body_util::BodyExt;
 use hyper::body::Frame;
 use hyper::{Method, Request};
@@ -207,15 +207,7 @@ async fn a_large_attachment_streams_in_and_out_byte_for_byte() {
 
     // The streamed answer announces its length.
     let token = token(&server).await;
-    let answer = raw(
-        &server.base,
-        Method::GET,
-        &path(id, aid),
-        &[bearer(&token)],
-        vec![],
-    )
-    .await
-    .unwrap();
+    let answer = get_with_token(&server.base, &path(id, aid), &token).await;
     assert_eq!(answer.status, 200);
     assert_eq!(
         answer.headers["content-length"].to_str().unwrap(),

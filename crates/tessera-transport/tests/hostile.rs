@@ -11,7 +11,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{RawAnswer, TestServer, Who, bearer, note, raw, status, status_code, ty, world};
+use common::{
+    RawAnswer, TestServer, Who, bearer, get_with_token, note, raw, status, status_code, ty, world,
+};
 use hyper::Method;
 use serde_json::json;
 use tessera_keys::AccessControlKey;
@@ -163,15 +165,12 @@ async fn an_expired_session_is_401() {
     );
     let (other, _) = note(A);
     assert_eq!(status(a.create_entity(&other).await), 401);
-    let answer = raw(
+    let answer = get_with_token(
         &server.base,
-        Method::GET,
         &format!("/v1/entities/{}", entity.id),
-        &[bearer(&session.token)],
-        vec![],
+        &session.token,
     )
-    .await
-    .unwrap();
+    .await;
     assert_error(&answer, 401, "unauthorized");
     // Logging in again opens a new session; nothing was created by the expired one.
     a.login(world().keys(A)).await.unwrap();
@@ -366,15 +365,7 @@ async fn malformed_bodies_are_400_and_change_nothing() {
         "/v1/exchange-data/xyz",
         "/v1/owners/123",
     ] {
-        let answer = raw(
-            &server.base,
-            Method::GET,
-            path,
-            &[bearer(&session.token)],
-            vec![],
-        )
-        .await
-        .unwrap();
+        let answer = get_with_token(&server.base, path, &session.token).await;
         assert_error(&answer, 400, "bad_request");
     }
     server.client().health().await.unwrap();

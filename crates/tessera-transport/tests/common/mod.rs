@@ -441,6 +441,13 @@ pub async fn raw(
     })
 }
 
+/// `GET path` with a bearer token and no body.
+pub async fn get_with_token(base: &str, path: &str, token: &str) -> RawAnswer {
+    raw(base, Method::GET, path, &[bearer(token)], vec![])
+        .await
+        .unwrap()
+}
+
 /// The `Authorization` header of a client session token.
 pub fn bearer(token: &str) -> (&'static str, String) {
     ("authorization", format!("Bearer {token}"))
