@@ -1,7 +1,6 @@
 //! Entity operations of a session: create, read, update, delete, share, revoke, revoke-and-rotate, children.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -147,7 +146,7 @@ impl Session {
     /// [`ErrorKind::NoAccess`] if no delegation of it belongs to this owner; [`ErrorKind::Crypto`] if it does not
     /// decrypt.
     pub fn open_entity(&self, entity: &EncryptedEntity) -> Result<Record<Map<String, Value>>> {
-        Ok(to_record(decrypt(entity, &self.access())?))
+        Ok(to_record(decrypt(entity, &self.access_for(entity)?)?))
     }
 
     /// Replaces the content of revision `rev` of a record with `content`; returns the new revision. Sharing is
@@ -367,7 +366,6 @@ impl Session {
     ) -> Result<Vec<Record<Map<String, Value>>>> {
         let (_, opened_parent, _) = self.fetch_open(parent).await?;
         self.ensure_registered(child_type).await?;
-        let access = self.access();
         let mut seen = HashSet::new();
         let mut children = Vec::new();
         for (secret_id, _) in &opened_parent.secret_ids {
@@ -379,7 +377,7 @@ impl Session {
                 if entity.entity_type != *child_type || !seen.insert(entity.id) {
                     continue;
                 }
-                match decrypt(&entity, &access) {
+                match decrypt(&entity, &self.access_for(&entity)?) {
                     // The link is checked on the sealed parent id, not trusted from the server's index.
                     Ok(opened) if opened.owning_entity_ids.contains(&parent.id) => {
                         children.push(to_record(opened));
@@ -422,14 +420,14 @@ impl Session {
     pub(crate) async fn fetch_open(
         &self,
         entity: &EntityRef,
-    ) -> Result<(EncryptedEntity, DecryptedEntity, Arc<AccessIndex>)> {
+    ) -> Result<(EncryptedEntity, DecryptedEntity, AccessIndex)> {
         let stored = self.fetch(entity).await?;
-        let access = self.access();
+        let access = self.access_for(&stored)?;
         match decrypt(&stored, &access) {
             Ok(opened) => Ok((stored, opened, access)),
             Err(tessera_sharing::Error::NoAccess) if self.refresh().await? > 0 => {
                 self.ensure_registered(&entity.entity_type).await?;
-                let access = self.access();
+                let access = self.access_for(&stored)?;
                 let opened = decrypt(&stored, &access)?;
                 Ok((stored, opened, access))
             }
@@ -462,7 +460,7 @@ impl Session {
         let mut keys = Vec::new();
         for delegate in delegates {
             let mut found: Vec<DelegationKey> = self
-                .secrets_signed_for(*delegate)
+                .secrets_signed_for(*delegate)?
                 .iter()
                 .map(|secret| secret.delegation_key(&entity.entity_type))
                 .filter(|key| delegations.contains_key(key))

@@ -4,6 +4,7 @@ mod attachment;
 mod content;
 mod entity;
 mod error;
+mod exchange_cache;
 mod owner;
 mod record;
 mod session;
@@ -18,6 +19,7 @@ pub mod stored {
 }
 
 pub use crate::error::{Error, ErrorKind, Result};
+pub use crate::exchange_cache::DEFAULT_EXCHANGE_CACHE_CAPACITY;
 pub use crate::owner::{decode_key_file, encode_key_file, generate_owner, register_owner};
 pub use crate::record::{AttachmentInfo, EntityRef, NewRecord, Record, Rotated, Saved, Share};
 pub use crate::session::{Session, SessionStats};

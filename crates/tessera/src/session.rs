@@ -8,13 +8,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tessera_keys::{
     AccessControlKey, EntityType, ExchangeData, ExchangeDataId, ExchangeSecret, Fingerprint,
-    KeyBag, OwnerId, OwnerKeys, OwnerKind, PinnedFingerprints, TrustPolicy, TrustedBundle,
+    KeyBag, KeyBagEntry, OwnerId, OwnerKeys, OwnerKind, PinnedFingerprints, TrustPolicy,
+    TrustedBundle,
 };
 use tessera_primitives::RsaKeySize;
-use tessera_sharing::{AccessIndex, EncryptionManifest, Visibility};
+use tessera_sharing::{AccessIndex, EncryptedEntity, EncryptionManifest, Visibility};
 use tessera_transport::Client;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::exchange_cache::{DEFAULT_EXCHANGE_CACHE_CAPACITY, ExchangeCache};
 
 /// Access-control keys per registration request, well below the server's default limit of 4096.
 const KEYS_PER_REGISTRATION: usize = 1000;
@@ -31,6 +33,14 @@ pub struct SessionStats {
     pub created_exchange_data: usize,
     /// Exchange data naming this owner that could not be opened (an untrusted signer, no wrap for this key).
     pub unopened_exchange_data: usize,
+    /// Exchange secrets the session knows (from the key bag, opened or created since login).
+    pub exchange_secrets: usize,
+    /// Exchange secrets held opened now: at most the cache capacity
+    /// ([`Session::set_exchange_cache_capacity`]); the others stay sealed as in the key bag.
+    pub opened_exchange_secrets: usize,
+    /// Sealed exchange secrets re-opened since login, after they left the cache or for a pass over every partner
+    /// (one AES-GCM open each, no RSA).
+    pub reopened_from_key_bag: usize,
 }
 
 /// An owner logged in to a Tessera server: the entry point of the SDK.
@@ -39,6 +49,11 @@ pub struct SessionStats {
 /// exchange data partners created for it since (verified with their trusted key bundle, then decrypted, then
 /// sealed into the bag). It creates exchange data with a partner on the first share and reuses it afterwards, and
 /// registers its access-control keys with the server for each entity type it touches.
+///
+/// Opened exchange secrets are cached, least recently used first out, at most
+/// [`DEFAULT_EXCHANGE_CACHE_CAPACITY`](crate::DEFAULT_EXCHANGE_CACHE_CAPACITY) of them unless
+/// [`Session::set_exchange_cache_capacity`] says otherwise; the others stay sealed exactly as in the key bag and are
+/// re-opened on use without any RSA operation.
 ///
 /// Every method takes `&self`: a session can be shared between tasks (`Arc<Session>`). An expired server session
 /// is renewed transparently (one new challenge–response login).
@@ -65,10 +80,9 @@ impl std::fmt::Debug for Session {
 
 /// What the session knows, behind one lock that is never held across an `.await`.
 pub(crate) struct State {
-    secrets: HashMap<ExchangeDataId, ExchangeSecret>,
+    exchange: ExchangeCache,
     /// Exchange data this owner signed, by delegate: the ones it encrypts new data with.
     outgoing: HashMap<OwnerId, ExchangeDataId>,
-    access: Option<Arc<AccessIndex>>,
     registered: HashSet<(EntityType, ExchangeDataId)>,
     unopened: HashSet<ExchangeDataId>,
     manifests: HashMap<EntityType, EncryptionManifest>,
@@ -77,14 +91,14 @@ pub(crate) struct State {
 }
 
 impl State {
-    fn insert(&mut self, owner: OwnerId, secret: ExchangeSecret) {
+    /// Keeps an opened secret and its sealed key-bag entry.
+    fn insert(&mut self, owner: OwnerId, secret: ExchangeSecret, entry: KeyBagEntry) {
         if secret.delegator() == owner && secret.is_self_signed() {
             self.outgoing
                 .entry(secret.delegate())
                 .or_insert(secret.id());
         }
-        self.secrets.insert(secret.id(), secret);
-        self.access = None;
+        self.exchange.insert(secret, entry);
     }
 }
 
@@ -122,12 +136,12 @@ impl Session {
                 "the server returned another owner's record",
             ));
         }
-        let bag = KeyBag::load(&keys, &client.key_bag().await?)?;
+        let entries = client.key_bag().await?;
+        let keys = Arc::new(keys);
         let owner = keys.owner();
         let mut state = State {
-            secrets: HashMap::new(),
+            exchange: ExchangeCache::new(Arc::clone(&keys), DEFAULT_EXCHANGE_CACHE_CAPACITY),
             outgoing: HashMap::new(),
-            access: None,
             registered: HashSet::new(),
             unopened: HashSet::new(),
             manifests: HashMap::new(),
@@ -136,16 +150,17 @@ impl Session {
                 _ => Visibility::Explicit,
             },
             stats: SessionStats {
-                key_bag_entries: bag.len(),
+                key_bag_entries: entries.len(),
                 ..SessionStats::default()
             },
         };
-        for secret in bag.iter() {
-            state.insert(owner, secret.clone());
+        for entry in entries {
+            let secret = KeyBag::open_entry(&keys, &entry)?;
+            state.insert(owner, secret, entry);
         }
         let session = Self {
             client: RwLock::new(client),
-            keys: Arc::new(keys),
+            keys,
             own_bundle,
             kind: record.kind,
             trust,
@@ -173,7 +188,21 @@ impl Session {
 
     /// What the session did so far.
     pub fn stats(&self) -> SessionStats {
-        self.lock().stats
+        let state = self.lock();
+        SessionStats {
+            exchange_secrets: state.exchange.len(),
+            opened_exchange_secrets: state.exchange.opened_len(),
+            reopened_from_key_bag: state.exchange.reopened(),
+            ..state.stats
+        }
+    }
+
+    /// Keeps at most `capacity` (at least one) exchange secrets opened, the least recently used leaving first;
+    /// the others stay sealed with the owner's self key, exactly as in its key bag, and are re-opened when used
+    /// (one AES-GCM open, no RSA). Finding records still covers every partner: delegation keys are indexed for all
+    /// of them. The default is [`DEFAULT_EXCHANGE_CACHE_CAPACITY`](crate::DEFAULT_EXCHANGE_CACHE_CAPACITY).
+    pub fn set_exchange_cache_capacity(&self, capacity: usize) {
+        self.lock().exchange.set_capacity(capacity);
     }
 
     /// Sets the encryption manifest of `entity_type`: the JSON paths of its records that are encrypted; every other
@@ -207,7 +236,7 @@ impl Session {
                 .map(|versioned| versioned.value)
                 .filter(|data| data.delegator() == owner || data.delegate() == owner)
                 .filter(|data| {
-                    !state.secrets.contains_key(&data.id()) && !state.unopened.contains(&data.id())
+                    !state.exchange.contains(&data.id()) && !state.unopened.contains(&data.id())
                 })
                 .collect()
         };
@@ -258,18 +287,17 @@ impl Session {
             .clone()
     }
 
-    /// The index of every exchange secret the session holds, rebuilt after a change.
-    pub(crate) fn access(&self) -> Arc<AccessIndex> {
-        let mut state = self.lock();
-        if let Some(access) = &state.access {
-            return Arc::clone(access);
-        }
-        let access = Arc::new(AccessIndex::new(
-            self.owner(),
-            state.secrets.values().cloned(),
-        ));
-        state.access = Some(Arc::clone(&access));
-        access
+    /// The index of the exchange secrets behind those delegations of `entity` that this owner holds: what
+    /// decrypting or rotating it needs.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Crypto`] if a sealed secret no longer opens.
+    pub(crate) fn access_for(&self, entity: &EncryptedEntity) -> Result<AccessIndex> {
+        let secrets = self.lock().exchange.secrets_for(
+            &entity.entity_type,
+            entity.security_metadata.delegations.keys(),
+        )?;
+        Ok(AccessIndex::new(self.owner(), secrets))
     }
 
     /// The manifest of `entity_type`, or one that encrypts every field of `document`.
@@ -289,14 +317,13 @@ impl Session {
     }
 
     /// Every exchange secret this owner signed for `delegate`.
-    pub(crate) fn secrets_signed_for(&self, delegate: OwnerId) -> Vec<ExchangeSecret> {
-        let owner = self.owner();
-        self.lock()
-            .secrets
-            .values()
-            .filter(|s| s.delegator() == owner && s.delegate() == delegate && s.is_self_signed())
-            .cloned()
-            .collect()
+    ///
+    /// # Errors
+    /// [`ErrorKind::Crypto`] if a sealed secret no longer opens.
+    pub(crate) fn secrets_signed_for(&self, delegate: OwnerId) -> Result<Vec<ExchangeSecret>> {
+        let mut state = self.lock();
+        let ids = state.exchange.signed(self.owner(), delegate);
+        state.exchange.scan(&ids, ExchangeSecret::clone)
     }
 
     /// Runs a client call; if the server session expired, logs in again (re-registering the access keys) and
@@ -320,7 +347,7 @@ impl Session {
         client.login(&self.keys).await?;
         let registered: Vec<(EntityType, ExchangeDataId)> =
             self.lock().registered.iter().cloned().collect();
-        let keys = self.access_keys_for(&registered);
+        let keys = self.access_keys_for(&registered)?;
         for chunk in keys.chunks(KEYS_PER_REGISTRATION) {
             client.register_access_keys(chunk).await?;
         }
@@ -328,17 +355,21 @@ impl Session {
         Ok(())
     }
 
-    fn access_keys_for(&self, pairs: &[(EntityType, ExchangeDataId)]) -> Vec<AccessControlKey> {
-        let state = self.lock();
-        pairs
-            .iter()
-            .filter_map(|(entity_type, id)| {
-                state
-                    .secrets
-                    .get(id)
-                    .map(|secret| secret.access_control_key(entity_type))
-            })
-            .collect()
+    /// The access-control keys of `pairs`, in passes that leave the cache order alone.
+    fn access_keys_for(
+        &self,
+        pairs: &[(EntityType, ExchangeDataId)],
+    ) -> Result<Vec<AccessControlKey>> {
+        let mut keys = Vec::with_capacity(pairs.len());
+        let mut state = self.lock();
+        let mut by_type: HashMap<&EntityType, Vec<ExchangeDataId>> = HashMap::new();
+        for (entity_type, id) in pairs {
+            by_type.entry(entity_type).or_default().push(*id);
+        }
+        for (entity_type, ids) in by_type {
+            keys.extend(state.exchange.access_control_keys(entity_type, &ids)?);
+        }
+        Ok(keys)
     }
 
     /// Registers with the server the access-control keys of every exchange secret for `entity_type` that it does
@@ -347,8 +378,8 @@ impl Session {
         let missing: Vec<(EntityType, ExchangeDataId)> = {
             let state = self.lock();
             state
-                .secrets
-                .keys()
+                .exchange
+                .ids()
                 .map(|id| (entity_type.clone(), *id))
                 .filter(|pair| !state.registered.contains(pair))
                 .collect()
@@ -356,7 +387,7 @@ impl Session {
         if missing.is_empty() {
             return Ok(());
         }
-        let keys = self.access_keys_for(&missing);
+        let keys = self.access_keys_for(&missing)?;
         for chunk in keys.chunks(KEYS_PER_REGISTRATION) {
             self.call(|c| async move { c.register_access_keys(chunk).await })
                 .await?;
@@ -369,11 +400,11 @@ impl Session {
     /// bundles trusted through the policy, the secret wrapped for each, the exchange data stored, the secret sealed
     /// into the key bag). Exchange data with itself serves the root delegations.
     pub(crate) async fn exchange_with(&self, delegate: OwnerId) -> Result<ExchangeSecret> {
-        if let Some(secret) = self.outgoing(delegate) {
+        if let Some(secret) = self.outgoing(delegate)? {
             return Ok(secret);
         }
         let _creating = self.creating.lock().await;
-        if let Some(secret) = self.outgoing(delegate) {
+        if let Some(secret) = self.outgoing(delegate)? {
             return Ok(secret);
         }
         let recipients = if delegate == self.owner() {
@@ -391,23 +422,22 @@ impl Session {
         Ok(secret)
     }
 
-    fn outgoing(&self, delegate: OwnerId) -> Option<ExchangeSecret> {
-        let state = self.lock();
-        state
-            .outgoing
-            .get(&delegate)
-            .and_then(|id| state.secrets.get(id))
-            .cloned()
+    fn outgoing(&self, delegate: OwnerId) -> Result<Option<ExchangeSecret>> {
+        let mut state = self.lock();
+        match state.outgoing.get(&delegate).copied() {
+            Some(id) => state.exchange.get(&id),
+            None => Ok(None),
+        }
     }
 
     /// Seals `secret` into the key bag on the server, then keeps it.
     async fn remember(&self, secret: ExchangeSecret) -> Result<()> {
         let entry = KeyBag::seal_entry(&self.keys, &secret)?;
-        let entry = &entry;
-        self.call(|c| async move { c.put_key_bag_entry(entry).await })
+        let sealed = &entry;
+        self.call(|c| async move { c.put_key_bag_entry(sealed).await })
             .await?;
         let owner = self.owner();
-        self.lock().insert(owner, secret);
+        self.lock().insert(owner, secret, entry);
         Ok(())
     }
 
