@@ -104,6 +104,7 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
         fs::write(&manifest, &bump.text)
             .with_context(|| format!("could not write {}", manifest.display()))?;
         print_changes(&bump.changes);
+        stamp_changelog(root, version)?;
         // Only the workspace's own entries of Cargo.lock change; no dependency is upgraded.
         util::run(cargo(root).args(["update", "--workspace"]))?;
         util::run(git(root).args([
@@ -346,7 +347,110 @@ fn check_can_release(root: &Path, current: &Version, version: &Version) -> Resul
     if version < current {
         bail!("{version} is lower than the workspace's current version {current}");
     }
+    if let Some(placeholder) = placeholder_metadata(&read(&root.join("Cargo.toml"))?) {
+        bail!(
+            "{placeholder} in the root Cargo.toml is a placeholder: write the real value before releasing"
+        );
+    }
     Ok(())
+}
+
+/// The first package field of `[workspace.package]` that still holds a placeholder URL (a host reserved for
+/// examples by RFC 2606), which crates.io would publish as is.
+fn placeholder_metadata(manifest: &str) -> Option<String> {
+    let mut in_package = false;
+    for line in manifest.lines() {
+        if let Some(header) = table_header(line) {
+            in_package = header == "workspace.package";
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let (key, value) = (key.trim(), value.trim().trim_matches('"'));
+        let host = value
+            .split_once("://")
+            .map(|(_, rest)| rest.split('/').next().unwrap_or_default());
+        if in_package && host.is_some_and(is_reserved_host) {
+            return Some(format!("`{key} = \"{value}\"`"));
+        }
+    }
+    None
+}
+
+/// Whether `host` is reserved for documentation and tests (RFC 2606): the `.invalid`, `.example`, `.test` and
+/// `.localhost` top-level domains and `example.com`, `example.net`, `example.org` with their subdomains.
+fn is_reserved_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let top = host.rsplit('.').next().unwrap_or_default();
+    matches!(top, "invalid" | "example" | "test" | "localhost")
+        || ["example.com", "example.net", "example.org"]
+            .iter()
+            .any(|domain| host == *domain || host.ends_with(&format!(".{domain}")))
+}
+
+/// Dates the changelog section of `version` with today's date (UTC) if it still says `Unreleased`, so that the
+/// release commit carries it.
+fn stamp_changelog(root: &Path, version: &Version) -> Result<()> {
+    let path = root.join(CHANGELOG);
+    let text = read(&path)?;
+    if let Some(stamped) = stamp_section(&text, version, &today()) {
+        fs::write(&path, stamped).with_context(|| format!("could not write {}", path.display()))?;
+        println!("{CHANGELOG}: dated the {version} section {}", today());
+    }
+    Ok(())
+}
+
+/// `text` with the heading `## [<version>] - Unreleased` changed to `## [<version>] - <date>`, or `None` if the
+/// heading carries a date already.
+fn stamp_section(text: &str, version: &Version, date: &str) -> Option<String> {
+    let heading = format!("## [{version}]");
+    let mut changed = false;
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\r', '\n']);
+        let undated = body.strip_prefix(&heading).is_some_and(|rest| {
+            rest.trim()
+                .trim_start_matches(['-', '–'])
+                .trim()
+                .eq_ignore_ascii_case("unreleased")
+        });
+        if undated && !changed {
+            out.push_str(&format!("{heading} - {date}"));
+            out.push_str(&line[body.len()..]);
+            changed = true;
+        } else {
+            out.push_str(line);
+        }
+    }
+    changed.then_some(out)
+}
+
+/// Today's date in UTC as `YYYY-MM-DD`.
+fn today() -> String {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    civil_date(seconds / 86_400)
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01 (H. Hinnant's `civil_from_days`).
+fn civil_date(days: u64) -> String {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
 }
 
 /// Copies the repository into the target folder, bumps the copy to `version` and runs `cargo publish --dry-run` for
@@ -923,6 +1027,56 @@ version = "not a package version"
         ] });
         assert!(publishable_crates(&cycle, &version("1.0.0")).is_err());
         Ok(())
+    }
+
+    #[test]
+    fn dates_the_unreleased_section_once() {
+        let text = "# Changelog\n\n## [Unreleased]\n\n## [0.1.0] - Unreleased\r\n\nfirst\n## [0.0.9] - 2026-01-02\n";
+        let stamped = stamp_section(text, &version("0.1.0"), "2026-11-23").expect("stamped");
+        assert_eq!(
+            stamped,
+            "# Changelog\n\n## [Unreleased]\n\n## [0.1.0] - 2026-11-23\r\n\nfirst\n## [0.0.9] - 2026-01-02\n"
+        );
+        assert_eq!(
+            stamp_section(&stamped, &version("0.1.0"), "2027-01-01"),
+            None
+        );
+        assert_eq!(stamp_section(text, &version("0.0.9"), "2027-01-01"), None);
+    }
+
+    #[test]
+    fn computes_calendar_dates() {
+        for (days, date) in [
+            (0, "1970-01-01"),
+            (59, "1970-03-01"),
+            (11_016, "2000-02-29"),
+            (20_780, "2026-11-23"),
+            (20_819, "2027-01-01"),
+        ] {
+            assert_eq!(civil_date(days), date, "{days} days");
+        }
+    }
+
+    #[test]
+    fn finds_placeholder_metadata_in_the_workspace_package_only() {
+        let manifest = "[workspace.package]\nversion = \"0.1.0\"\nrepository = \"https://example.invalid/tessera\"\n";
+        assert_eq!(
+            placeholder_metadata(manifest).as_deref(),
+            Some("`repository = \"https://example.invalid/tessera\"`")
+        );
+        let real = "[workspace.package]\nrepository = \"https://git.example-health.org/tessera\"\n[workspace.dependencies]\nx = { path = \"x\" }\n";
+        assert_eq!(placeholder_metadata(real), None);
+        let elsewhere = "[workspace.package]\nlicense = \"MIT\"\n[package.metadata]\nurl = \"https://example.com\"\n";
+        assert_eq!(placeholder_metadata(elsewhere), None);
+        for host in [
+            "example.org",
+            "www.example.org",
+            "tessera.test",
+            "x.invalid",
+        ] {
+            let manifest = format!("[workspace.package]\nhomepage = \"https://{host}/\"\n");
+            assert!(placeholder_metadata(&manifest).is_some(), "{host}");
+        }
     }
 
     #[test]
