@@ -15,7 +15,7 @@ use tessera_transport::wire::Revocation;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::record::{
-    AttachmentInfo, EntityRef, NewRecord, Record, Rotated, Saved, Share, to_object,
+    AttachmentInfo, EntityRef, NewRecord, Query, Record, Rotated, Saved, Share, to_object,
 };
 use crate::session::Session;
 
@@ -119,15 +119,7 @@ impl Session {
     /// no delegation of it opens; [`ErrorKind::Crypto`] if it was tampered with; [`ErrorKind::Invalid`] if the
     /// content does not deserialise into `T`.
     pub async fn get<T: DeserializeOwned>(&self, entity: &EntityRef) -> Result<Record<T>> {
-        let record = self.get_json(entity).await?;
-        Ok(Record {
-            content: serde_json::from_value(Value::Object(record.content))?,
-            entity: record.entity,
-            rev: record.rev,
-            permission: record.permission,
-            parents: record.parents,
-            attachments: record.attachments,
-        })
+        typed(self.get_json(entity).await?)
     }
 
     /// Reads and decrypts a record as a JSON object.
@@ -342,16 +334,7 @@ impl Session {
         self.children_json(parent, child_type)
             .await?
             .into_iter()
-            .map(|record| {
-                Ok(Record {
-                    content: serde_json::from_value(Value::Object(record.content))?,
-                    entity: record.entity,
-                    rev: record.rev,
-                    permission: record.permission,
-                    parents: record.parents,
-                    attachments: record.attachments,
-                })
-            })
+            .map(typed)
             .collect()
     }
 
@@ -366,28 +349,68 @@ impl Session {
     ) -> Result<Vec<Record<Map<String, Value>>>> {
         let (_, opened_parent, _) = self.fetch_open(parent).await?;
         self.ensure_registered(child_type).await?;
-        let mut seen = HashSet::new();
-        let mut children = Vec::new();
+        let mut found = Found::new(child_type);
         for (secret_id, _) in &opened_parent.secret_ids {
             let tag = &secret_id.search_tag(child_type);
-            let found = self
+            let entities = self
                 .call(|c| async move { c.query_by_tag(tag).await })
                 .await?;
-            for entity in found {
-                if entity.entity_type != *child_type || !seen.insert(entity.id) {
-                    continue;
-                }
-                match decrypt(&entity, &self.access_for(&entity)?) {
-                    // The link is checked on the sealed parent id, not trusted from the server's index.
-                    Ok(opened) if opened.owning_entity_ids.contains(&parent.id) => {
-                        children.push(to_record(opened));
-                    }
-                    Ok(_) | Err(tessera_sharing::Error::NoAccess) => {}
-                    Err(error) => return Err(error.into()),
-                }
-            }
+            // The link is checked on the sealed parent id, not trusted from the server's index.
+            found.open(self, entities, |opened| {
+                opened.owning_entity_ids.contains(&parent.id)
+            })?;
         }
-        Ok(children)
+        Ok(found.records)
+    }
+
+    /// The records of `entity_type` that `query` selects and this owner may read: those it created, shared with a
+    /// partner, or received from a partner. Records revoked since are not returned.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Invalid`] if a record does not deserialise into `T`; as [`Session::query_json`].
+    pub async fn query<T: DeserializeOwned>(
+        &self,
+        entity_type: &EntityType,
+        query: Query,
+    ) -> Result<Vec<Record<T>>> {
+        self.query_json(entity_type, query)
+            .await?
+            .into_iter()
+            .map(typed)
+            .collect()
+    }
+
+    /// As [`Session::query`], with JSON objects. A partner's new exchange data is picked up first (as
+    /// [`Session::refresh`]), so that records a partner shared since the login are found.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Transport`] or [`ErrorKind::Server`]; [`ErrorKind::Invalid`] if the server refuses the
+    /// query (more matches than its bulk limit); [`ErrorKind::Crypto`] if a record was tampered with.
+    pub async fn query_json(
+        &self,
+        entity_type: &EntityType,
+        query: Query,
+    ) -> Result<Vec<Record<Map<String, Value>>>> {
+        let me = self.owner();
+        let (delegator, delegate) = match query {
+            Query::Created => (me, me),
+            Query::SharedWith(partner) => (me, partner),
+            Query::SharedBy(partner) => {
+                self.refresh().await?;
+                (partner, me)
+            }
+        };
+        self.ensure_registered(entity_type).await?;
+        let mut found = Found::new(entity_type);
+        for key in self.delegation_keys_between(entity_type, delegator, delegate)? {
+            let key = &key;
+            let entities = self
+                .call(|c| async move { c.query_by_delegation_key(key).await })
+                .await?;
+            // A record shared and then revoked no longer holds the key; the server's index is not trusted for it.
+            found.open(self, entities, |_| true)?;
+        }
+        Ok(found.records)
     }
 
     // ---- helpers ----
@@ -483,6 +506,56 @@ impl Session {
         keys.dedup();
         Ok(keys)
     }
+}
+
+/// Records found by a query, each opened once, in the order found.
+struct Found<'t> {
+    entity_type: &'t EntityType,
+    seen: HashSet<EntityId>,
+    records: Vec<Record<Map<String, Value>>>,
+}
+
+impl<'t> Found<'t> {
+    fn new(entity_type: &'t EntityType) -> Self {
+        Self {
+            entity_type,
+            seen: HashSet::new(),
+            records: Vec::new(),
+        }
+    }
+
+    /// Opens those of `entities` of the wanted type not seen yet that this owner can open and `keep` accepts;
+    /// entities it holds no delegation for are skipped.
+    fn open(
+        &mut self,
+        session: &Session,
+        entities: Vec<EncryptedEntity>,
+        keep: impl Fn(&DecryptedEntity) -> bool,
+    ) -> Result<()> {
+        for entity in entities {
+            if entity.entity_type != *self.entity_type || !self.seen.insert(entity.id) {
+                continue;
+            }
+            match decrypt(&entity, &session.access_for(&entity)?) {
+                Ok(opened) if keep(&opened) => self.records.push(to_record(opened)),
+                Ok(_) | Err(tessera_sharing::Error::NoAccess) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A JSON record deserialised into `T`.
+fn typed<T: DeserializeOwned>(record: Record<Map<String, Value>>) -> Result<Record<T>> {
+    Ok(Record {
+        content: serde_json::from_value(Value::Object(record.content))?,
+        entity: record.entity,
+        rev: record.rev,
+        permission: record.permission,
+        parents: record.parents,
+        attachments: record.attachments,
+    })
 }
 
 fn to_record(opened: DecryptedEntity) -> Record<Map<String, Value>> {

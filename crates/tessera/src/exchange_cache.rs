@@ -131,11 +131,21 @@ impl ExchangeCache {
         Ok(Some(secret))
     }
 
-    /// Ids of the exchange data `delegator` signed for `delegate`, in no particular order.
-    pub(crate) fn signed(&self, delegator: OwnerId, delegate: OwnerId) -> Vec<ExchangeDataId> {
+    /// Ids of the exchange data from `delegator` to `delegate`, in no particular order; with `signed_only`, only
+    /// those the delegator signed (the ones it may encrypt new data with).
+    pub(crate) fn between(
+        &self,
+        delegator: OwnerId,
+        delegate: OwnerId,
+        signed_only: bool,
+    ) -> Vec<ExchangeDataId> {
         self.known
             .iter()
-            .filter(|(_, k)| k.delegator == delegator && k.delegate == delegate && k.self_signed)
+            .filter(|(_, k)| {
+                k.delegator == delegator
+                    && k.delegate == delegate
+                    && (k.self_signed || !signed_only)
+            })
             .map(|(id, _)| *id)
             .collect()
     }

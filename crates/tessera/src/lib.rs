@@ -21,7 +21,9 @@ pub mod stored {
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::exchange_cache::DEFAULT_EXCHANGE_CACHE_CAPACITY;
 pub use crate::owner::{decode_key_file, encode_key_file, generate_owner, register_owner};
-pub use crate::record::{AttachmentInfo, EntityRef, NewRecord, Record, Rotated, Saved, Share};
+pub use crate::record::{
+    AttachmentInfo, EntityRef, NewRecord, Query, Record, Rotated, Saved, Share,
+};
 pub use crate::session::{Session, SessionStats};
 pub use tessera_keys::{
     CallbackTrust, EntityType, Fingerprint, KeyBundle, OwnerId, OwnerKeys, OwnerKind,

@@ -112,6 +112,20 @@ impl Share {
     }
 }
 
+/// Which records of a type [`Session::query`](crate::Session::query) returns. Each is found through the delegation
+/// keys of the exchange data between two owners (one request per exchange data), so the server learns only which
+/// opaque keys the owner asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Query {
+    /// The records this owner created (their root delegation is its own).
+    Created,
+    /// The records this owner shared with `partner`.
+    SharedWith(OwnerId),
+    /// The records `partner` shared with this owner, including anonymous shares from a patient.
+    SharedBy(OwnerId),
+}
+
 /// A record to create, with everything beyond its content: a parent to link to, shares to add in the same request,
 /// and whether its secret id stays with the creator.
 #[derive(Clone, Debug)]

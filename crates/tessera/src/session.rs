@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tessera_keys::{
-    AccessControlKey, EntityType, ExchangeData, ExchangeDataId, ExchangeSecret, Fingerprint,
-    KeyBag, KeyBagEntry, OwnerId, OwnerKeys, OwnerKind, PinnedFingerprints, TrustPolicy,
-    TrustedBundle,
+    AccessControlKey, DelegationKey, EntityType, ExchangeData, ExchangeDataId, ExchangeSecret,
+    Fingerprint, KeyBag, KeyBagEntry, OwnerId, OwnerKeys, OwnerKind, PinnedFingerprints,
+    TrustPolicy, TrustedBundle,
 };
 use tessera_primitives::RsaKeySize;
 use tessera_sharing::{AccessIndex, EncryptedEntity, EncryptionManifest, Visibility};
@@ -322,8 +322,25 @@ impl Session {
     /// [`ErrorKind::Crypto`] if a sealed secret no longer opens.
     pub(crate) fn secrets_signed_for(&self, delegate: OwnerId) -> Result<Vec<ExchangeSecret>> {
         let mut state = self.lock();
-        let ids = state.exchange.signed(self.owner(), delegate);
+        let ids = state.exchange.between(self.owner(), delegate, true);
         state.exchange.scan(&ids, ExchangeSecret::clone)
+    }
+
+    /// The delegation keys for `entity_type` of every exchange data from `delegator` to `delegate` this owner holds.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Crypto`] if a sealed secret no longer opens.
+    pub(crate) fn delegation_keys_between(
+        &self,
+        entity_type: &EntityType,
+        delegator: OwnerId,
+        delegate: OwnerId,
+    ) -> Result<Vec<DelegationKey>> {
+        let mut state = self.lock();
+        let ids = state.exchange.between(delegator, delegate, false);
+        state
+            .exchange
+            .scan(&ids, |secret| secret.delegation_key(entity_type))
     }
 
     /// Runs a client call; if the server session expired, logs in again (re-registering the access keys) and

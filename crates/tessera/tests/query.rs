@@ -1,0 +1,145 @@
+//! `Session::query` against a real server: the records an owner created, shared with a partner, or received from a
+//! partner (explicitly or anonymously), per type, and nothing revoked.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails loudly on the first broken expectation"
+)]
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::Fixture;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tessera::{EntityType, OwnerKind, Query, Record, Session, Share, Visibility};
+
+#[derive(Debug, Deserialize)]
+struct Note {
+    text: String,
+}
+
+fn note() -> EntityType {
+    EntityType::new("Note").unwrap()
+}
+
+async fn texts(session: &Session, query: Query) -> BTreeSet<String> {
+    let found: Vec<Record<Map<String, Value>>> = session.query_json(&note(), query).await.unwrap();
+    found
+        .into_iter()
+        .map(|r| r.content["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[tokio::test]
+async fn queries_find_what_was_created_shared_and_received_and_nothing_revoked() {
+    let fixture = Fixture::start().await;
+    let (_, alice) = fixture.session(OwnerKind::Hcp).await;
+    let (_, bob) = fixture.session(OwnerKind::Hcp).await;
+    let (_, patient) = fixture.session(OwnerKind::Patient).await;
+    let (_, eve) = fixture.session(OwnerKind::Hcp).await;
+
+    let mut mine = Vec::new();
+    for text in ["a1", "a2", "a3"] {
+        mine.push(alice.create(&note(), &json!({"text": text})).await.unwrap());
+    }
+    for saved in &mine[..2] {
+        alice
+            .share(&saved.entity, &[Share::read(bob.owner())])
+            .await
+            .unwrap();
+    }
+    // A record of another type never shows up in a query for notes.
+    let contact = EntityType::new("Contact").unwrap();
+    let other = alice
+        .create(&contact, &json!({"text": "c1"}))
+        .await
+        .unwrap();
+    alice
+        .share(&other.entity, &[Share::read(bob.owner())])
+        .await
+        .unwrap();
+
+    let from_bob = bob.create(&note(), &json!({"text": "b1"})).await.unwrap();
+    bob.share(&from_bob.entity, &[Share::write(alice.owner())])
+        .await
+        .unwrap();
+    let from_patient = patient
+        .create(&note(), &json!({"text": "p1"}))
+        .await
+        .unwrap();
+    patient
+        .share(
+            &from_patient.entity,
+            &[Share::read(alice.owner()).with_visibility(Visibility::AnonymousDelegator)],
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(
+        texts(&alice, Query::Created).await,
+        set(&["a1", "a2", "a3"])
+    );
+    assert_eq!(
+        texts(&alice, Query::SharedWith(bob.owner())).await,
+        set(&["a1", "a2"])
+    );
+    // Picked up without a refresh by hand: the query opens the partners' new exchange data first.
+    assert_eq!(
+        texts(&alice, Query::SharedBy(bob.owner())).await,
+        set(&["b1"])
+    );
+    assert_eq!(
+        texts(&alice, Query::SharedBy(patient.owner())).await,
+        set(&["p1"])
+    );
+    assert_eq!(
+        texts(&bob, Query::SharedBy(alice.owner())).await,
+        set(&["a1", "a2"])
+    );
+    assert_eq!(
+        bob.query_json(&contact, Query::SharedBy(alice.owner()))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        texts(&alice, Query::SharedWith(eve.owner()))
+            .await
+            .is_empty()
+    );
+    assert!(texts(&eve, Query::SharedBy(alice.owner())).await.is_empty());
+    assert!(texts(&eve, Query::Created).await.is_empty());
+
+    // Typed records.
+    let typed: Vec<Record<Note>> = bob
+        .query(&note(), Query::SharedBy(alice.owner()))
+        .await
+        .unwrap();
+    assert_eq!(typed.len(), 2);
+    assert!(typed.iter().all(|r| r.content.text.starts_with('a')));
+
+    // A revoked share is gone from both sides' queries.
+    alice.revoke(&mine[1].entity, &[bob.owner()]).await.unwrap();
+    assert_eq!(
+        texts(&bob, Query::SharedBy(alice.owner())).await,
+        set(&["a1"])
+    );
+    assert_eq!(
+        texts(&alice, Query::SharedWith(bob.owner())).await,
+        set(&["a1"])
+    );
+    assert_eq!(
+        texts(&alice, Query::Created).await,
+        set(&["a1", "a2", "a3"])
+    );
+    fixture.server.shutdown().await;
+}
