@@ -54,6 +54,58 @@ impl Session {
     /// [`ErrorKind::Untrusted`] if a delegate's key bundle is refused by the trust policy; [`ErrorKind::NotFound`]
     /// if the parent or a delegate does not exist; [`ErrorKind::Invalid`] for a malformed manifest or document.
     pub async fn create_record(&self, new: NewRecord) -> Result<Saved> {
+        let mut saved = self.create_many(vec![new]).await?;
+        saved
+            .pop()
+            .ok_or_else(|| Error::new(ErrorKind::Transport, "the server answered no revision"))
+    }
+
+    /// Creates several records in one request (one durable commit on the server: all are stored or none), each as
+    /// [`Session::create_record`] would; returns them in the order given. The server caps a request (1,000 records
+    /// by default).
+    ///
+    /// # Errors
+    /// As [`Session::create_record`]; [`ErrorKind::Invalid`] if the server refuses the request's size.
+    pub async fn create_many(&self, records: Vec<NewRecord>) -> Result<Vec<Saved>> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut entities = Vec::with_capacity(records.len());
+        for new in records {
+            entities.push(self.seal_new(new).await?);
+        }
+        let mut types: Vec<&EntityType> = entities.iter().map(|e| &e.entity_type).collect();
+        types.sort();
+        types.dedup();
+        // An anonymous root proves itself only through its access-control key.
+        for entity_type in types {
+            self.ensure_registered(entity_type).await?;
+        }
+        let sealed = &entities;
+        let written = self
+            .call(|c| async move { c.create_entities(sealed).await })
+            .await?;
+        entities
+            .into_iter()
+            .map(|entity| {
+                let rev = written
+                    .written
+                    .iter()
+                    .find(|(id, _)| *id == entity.id)
+                    .map(|(_, rev)| *rev)
+                    .ok_or_else(|| {
+                        Error::new(ErrorKind::Transport, "the server answered no revision")
+                    })?;
+                Ok(Saved {
+                    entity: EntityRef::new(entity.entity_type, entity.id),
+                    rev,
+                })
+            })
+            .collect()
+    }
+
+    /// Encrypts a new record: content under a new random key, root delegation, shares, parent link, secret id.
+    async fn seal_new(&self, new: NewRecord) -> Result<EncryptedEntity> {
         let NewRecord {
             entity_type,
             content,
@@ -100,16 +152,7 @@ impl Session {
             },
             &auto,
         )?;
-        // An anonymous root proves itself only through its access-control key.
-        self.ensure_registered(&entity_type).await?;
-        let entity = &entity;
-        let rev = self
-            .call(|c| async move { c.create_entity(entity).await })
-            .await?;
-        Ok(Saved {
-            entity: EntityRef::new(entity_type, entity.id),
-            rev,
-        })
+        Ok(entity)
     }
 
     /// Reads and decrypts a record into `T`.

@@ -1,5 +1,5 @@
-//! `Session::query` against a real server: the records an owner created, shared with a partner, or received from a
-//! partner (explicitly or anonymously), per type, and nothing revoked.
+//! `Session::query` and `Session::create_many` against a real server: the records an owner created, shared with a
+//! partner, or received from a partner (explicitly or anonymously), per type, and nothing revoked.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use common::Fixture;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use tessera::{EntityType, OwnerKind, Query, Record, Session, Share, Visibility};
+use tessera::{EntityType, NewRecord, OwnerKind, Query, Record, Session, Share, Visibility};
 
 #[derive(Debug, Deserialize)]
 struct Note {
@@ -141,5 +141,54 @@ async fn queries_find_what_was_created_shared_and_received_and_nothing_revoked()
         texts(&alice, Query::Created).await,
         set(&["a1", "a2", "a3"])
     );
+    fixture.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn create_many_stores_records_of_several_types_with_their_shares_in_one_request() {
+    let fixture = Fixture::start().await;
+    let (_, alice) = fixture.session(OwnerKind::Hcp).await;
+    let (_, bob) = fixture.session(OwnerKind::Hcp).await;
+    let contact = EntityType::new("Contact").unwrap();
+    assert!(alice.create_many(Vec::new()).await.unwrap().is_empty());
+
+    let records = vec![
+        NewRecord::from_value(note(), &json!({"text": "n1"})).unwrap(),
+        NewRecord::from_value(note(), &json!({"text": "n2"}))
+            .unwrap()
+            .share_with(Share::read(bob.owner())),
+        NewRecord::from_value(contact.clone(), &json!({"text": "c1"}))
+            .unwrap()
+            .share_with(Share::write(bob.owner())),
+    ];
+    let saved = alice.create_many(records).await.unwrap();
+    assert_eq!(saved.len(), 3);
+    for (saved, text) in saved.iter().zip(["n1", "n2", "c1"]) {
+        let record = alice.get_json(&saved.entity).await.unwrap();
+        assert_eq!(record.content["text"], text);
+        assert_eq!(record.rev, saved.rev);
+    }
+    assert_eq!(
+        texts(&bob, Query::SharedBy(alice.owner())).await,
+        set(&["n2"])
+    );
+    assert_eq!(
+        bob.get_json(&saved[2].entity).await.unwrap().permission,
+        tessera::Permission::Write
+    );
+    assert!(
+        bob.get_json(&saved[0].entity)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+
+    // Above the server's bulk limit nothing is stored.
+    let too_many: Vec<NewRecord> = (0..1001)
+        .map(|i| NewRecord::from_value(note(), &json!({"text": format!("x{i}")})).unwrap())
+        .collect();
+    let error = alice.create_many(too_many).await.unwrap_err();
+    assert!(error.is_invalid(), "{error:?}");
+    assert_eq!(texts(&alice, Query::Created).await, set(&["n1", "n2"]));
     fixture.server.shutdown().await;
 }
