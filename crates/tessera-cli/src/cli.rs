@@ -185,7 +185,8 @@ pub(crate) enum EntityCommand {
     Share(ShareArgs),
     /// Revoke owners' access to a record (and what they shared onward); --rotate also re-encrypts it under a new key.
     Revoke(RevokeArgs),
-    /// List the records of a type linked to a parent record (a patient's contacts), as a JSON array.
+    /// List records of a type as a JSON array: those linked to a parent record (a patient's contacts), or those this
+    /// owner created, shared with an owner, or received from one.
     Query(QueryArgs),
     /// Delete a record.
     Delete(DeleteArgs),
@@ -300,18 +301,32 @@ pub(crate) struct RevokeArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("selection")
+        .required(true)
+        .args(["parent", "created", "shared_with", "shared_by"]),
+))]
 pub(crate) struct QueryArgs {
     #[command(flatten)]
     pub(crate) connection: Connection,
     /// Type of the records to list.
     #[arg(long = "type", short = 't', value_name = "TYPE", value_parser = entity_type)]
     pub(crate) entity_type: tessera::EntityType,
-    /// The parent record they are linked to.
-    #[arg(long, value_name = "ID")]
-    pub(crate) parent: tessera::EntityId,
+    /// The records linked to this parent record (give its type with --parent-type).
+    #[arg(long, value_name = "ID", requires = "parent_type")]
+    pub(crate) parent: Option<tessera::EntityId>,
     /// Type of the parent record.
     #[arg(long, value_name = "TYPE", value_parser = entity_type)]
-    pub(crate) parent_type: tessera::EntityType,
+    pub(crate) parent_type: Option<tessera::EntityType>,
+    /// The records this owner created.
+    #[arg(long)]
+    pub(crate) created: bool,
+    /// The records this owner shared with OWNER_ID.
+    #[arg(long, value_name = "OWNER_ID")]
+    pub(crate) shared_with: Option<tessera::OwnerId>,
+    /// The records OWNER_ID shared with this owner.
+    #[arg(long, value_name = "OWNER_ID")]
+    pub(crate) shared_by: Option<tessera::OwnerId>,
 }
 
 #[derive(Debug, Args)]

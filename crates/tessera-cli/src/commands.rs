@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use serde_json::{Map, Value, json};
 use tessera::{
-    Client, EncryptionManifest, EntityRef, NewRecord, OwnerKeys, Permission, Record, SecretString,
-    Session, Share,
+    Client, EncryptionManifest, EntityRef, NewRecord, OwnerKeys, Permission, Query, Record,
+    SecretString, Session, Share,
 };
 use tessera_transport::serve::{ADMIN_TOKEN_ENV, ServeOptions};
 
@@ -225,12 +225,32 @@ pub(crate) async fn entity(command: EntityCommand) -> anyhow::Result<ExitCode> {
         }
         EntityCommand::Query(args) => {
             let (session, known) = connect(&args.connection).await?;
-            let parent = EntityRef::new(args.parent_type, args.parent);
-            let children = session.children_json(&parent, &args.entity_type).await?;
+            let found = match (
+                args.parent,
+                args.parent_type,
+                args.shared_with,
+                args.shared_by,
+            ) {
+                (Some(parent), Some(parent_type), _, _) => {
+                    let parent = EntityRef::new(parent_type, parent);
+                    session.children_json(&parent, &args.entity_type).await?
+                }
+                (_, _, Some(partner), _) => {
+                    let query = Query::SharedWith(partner);
+                    session.query_json(&args.entity_type, query).await?
+                }
+                (_, _, _, Some(partner)) => {
+                    let query = Query::SharedBy(partner);
+                    session.query_json(&args.entity_type, query).await?
+                }
+                _ => {
+                    session
+                        .query_json(&args.entity_type, Query::Created)
+                        .await?
+                }
+            };
             known.save()?;
-            ui::print_json(&Value::Array(
-                children.into_iter().map(record_json).collect(),
-            ))?;
+            ui::print_json(&Value::Array(found.into_iter().map(record_json).collect()))?;
         }
         EntityCommand::Delete(args) => {
             let (session, known) = connect(&args.connection).await?;

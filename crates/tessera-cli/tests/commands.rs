@@ -207,6 +207,32 @@ fn owners_share_records_and_attachments_through_the_cli() {
     assert_eq!(children.as_array().unwrap().len(), 1);
     assert_eq!(children[0]["id"], visit["id"]);
 
+    // Records by who created, shared or received them.
+    let query = |key: &str, selection: &[&str]| {
+        let mut args = vec!["entity", "query", "-k", key, "--type", "Note"];
+        args.extend_from_slice(selection);
+        cli.json(&args)
+    };
+    let created = query("alice.key", &["--created"]);
+    assert_eq!(created.as_array().unwrap().len(), 1);
+    assert_eq!(created[0]["id"], note["id"]);
+    assert_eq!(
+        query("alice.key", &["--shared-with", bob_id])[0]["id"],
+        note["id"]
+    );
+    assert_eq!(
+        query("bob.key", &["--shared-by", alice_id])[0]["id"],
+        note["id"]
+    );
+    assert!(
+        query("bob.key", &["--created"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let unselected = cli.run(&["entity", "query", "-k", "bob.key", "--type", "Note"]);
+    assert_eq!(unselected.status.code(), Some(2), "a usage error");
+
     // Attachments.
     let content: Vec<u8> = (0..150_000u32).map(|i| (i % 253) as u8).collect();
     std::fs::write(dir.path().join("scan.bin"), &content).unwrap();
