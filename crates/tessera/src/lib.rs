@@ -7,6 +7,7 @@ mod error;
 mod owner;
 mod record;
 mod session;
+mod stream;
 
 /// What the server stores, for code that inspects it (audits, exports, the CLI's demonstration): encrypted
 /// entities and their delegations, exchange data and key-bag entries. Everyday code never needs these.
@@ -21,6 +22,7 @@ pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::owner::{decode_key_file, encode_key_file, generate_owner, register_owner};
 pub use crate::record::{AttachmentInfo, EntityRef, NewRecord, Record, Rotated, Saved, Share};
 pub use crate::session::{Session, SessionStats};
+pub use crate::stream::AttachmentStream;
 pub use tessera_keys::{
     CallbackTrust, EntityType, Fingerprint, KeyBundle, OwnerId, OwnerKeys, OwnerKind,
     PinnedFingerprints, Tofu, TrustPolicy,
@@ -38,4 +40,5 @@ const _: () = {
     assert_send_sync::<NewRecord>();
     assert_send_sync::<EntityRef>();
     assert_send_sync::<Share>();
+    assert_send_sync::<AttachmentStream>();
 };
