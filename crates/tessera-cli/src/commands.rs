@@ -11,6 +11,7 @@ use tessera::{
     SecretString, Session, Share,
 };
 use tessera_transport::serve::{ADMIN_TOKEN_ENV, ServeOptions};
+use tokio::io::AsyncWriteExt;
 
 use crate::cli::{
     AttachmentCommand, Connection, EntityCommand, OwnerCommand, OwnerCreateArgs, ServeArgs, Target,
@@ -266,46 +267,78 @@ pub(crate) async fn entity(command: EntityCommand) -> anyhow::Result<ExitCode> {
 pub(crate) async fn attachment(command: AttachmentCommand) -> anyhow::Result<ExitCode> {
     match command {
         AttachmentCommand::Upload(args) => {
-            let content = std::fs::read(&args.file)
-                .with_context(|| format!("cannot read {}", args.file.display()))?;
+            let cannot_read = || format!("cannot read {}", args.file.display());
+            let file = tokio::fs::File::open(&args.file)
+                .await
+                .with_context(cannot_read)?;
+            let len = file.metadata().await.with_context(cannot_read)?.len();
             let (session, known) = connect(&args.connection).await?;
             let entity = reference(&args.target);
             let record = session.get_json(&entity).await?;
-            let uploading =
-                ui::spinner(format!("encrypting and uploading {} bytes", content.len()));
+            // The file is read, sealed and sent one segment at a time; the bar counts the bytes read from it.
+            let bar = ui::bytes("encrypting and uploading", len);
             let (attachment, rev) = session
-                .add_attachment(&entity, record.rev, &content)
-                .await?;
-            uploading.finish_and_clear();
+                .add_attachment_stream(&entity, record.rev, bar.wrap_async_read(file), len)
+                .await
+                .with_context(|| format!("cannot upload {}", args.file.display()))?;
+            bar.finish_and_clear();
             known.save()?;
             ui::print_json(&json!({
                 "attachment": attachment.to_string(),
                 "rev": rev,
-                "bytes": content.len(),
+                "bytes": len,
             }))?;
         }
         AttachmentCommand::Download(args) => {
             let (session, known) = connect(&args.connection).await?;
             let entity = reference(&args.target);
-            let bar = ui::bytes("downloading and decrypting", 0);
-            let content = session
-                .attachment_with_progress(&entity, args.attachment, |done, total| {
-                    bar.set_length(total);
-                    bar.set_position(done);
-                })
-                .await?;
-            bar.finish_and_clear();
-            known.save()?;
+            let stream = session.attachment_stream(&entity, args.attachment).await?;
+            let len = stream.len();
+            // Opened segment by segment as it arrives; the bar counts the decrypted bytes.
+            let bar = ui::bytes("downloading and decrypting", len);
+            let mut content = bar.wrap_async_read(stream);
+            let cannot_download = || format!("cannot download attachment {}", args.attachment);
             if args.out.as_os_str() == "-" {
-                std::io::stdout().lock().write_all(&content)?;
+                let mut stdout = tokio::io::stdout();
+                tokio::io::copy(&mut content, &mut stdout)
+                    .await
+                    .with_context(cannot_download)?;
+                stdout.flush().await?;
+                bar.finish_and_clear();
             } else {
-                std::fs::write(&args.out, &content)
-                    .with_context(|| format!("cannot write {}", args.out.display()))?;
-                eprintln!("wrote {} bytes to {}", content.len(), args.out.display());
+                download_to(&mut content, &args.out)
+                    .await
+                    .with_context(cannot_download)?;
+                bar.finish_and_clear();
+                eprintln!("wrote {len} bytes to {}", args.out.display());
             }
+            known.save()?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `content` to a temporary file beside `out`, renamed to `out` only once all of it was read: a download that
+/// fails half way (a stream that does not open, a lost connection) leaves no partial file behind. The file is
+/// readable by its owner only, as the temporary file was created: it holds decrypted content.
+async fn download_to(
+    content: &mut (impl tokio::io::AsyncRead + Unpin),
+    out: &Path,
+) -> anyhow::Result<()> {
+    let dir = out
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let temporary = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    let mut file = tokio::fs::File::from_std(temporary.reopen()?);
+    tokio::io::copy(content, &mut file).await?;
+    file.flush().await?;
+    drop(file);
+    temporary
+        .persist(out)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(())
 }
 
 // ---- helpers ----

@@ -16,6 +16,7 @@ use tessera::{
 use tessera_store::{RedbStore, Store};
 use tessera_transport::serve::DATABASE_FILE;
 use tessera_transport::{Server, ServerConfig};
+use tokio::io::AsyncReadExt;
 
 use crate::cli::DemoArgs;
 use crate::ui;
@@ -243,9 +244,11 @@ impl Demo {
         let (attachment, _) = alice.add_attachment(note, rev, &scan).await?;
         uploading.finish_and_clear();
         let read = bob.get_json(note).await?;
-        let bar = ui::bytes("Dr Bob downloads and decrypts the X-ray", scan.len() as u64);
-        let downloaded = bob
-            .attachment_with_progress(note, attachment, |done, _| bar.set_position(done))
+        let stream = bob.attachment_stream(note, attachment).await?;
+        let bar = ui::bytes("Dr Bob downloads and decrypts the X-ray", stream.len());
+        let mut downloaded = Vec::new();
+        bar.wrap_async_read(stream)
+            .read_to_end(&mut downloaded)
             .await?;
         bar.finish_and_clear();
         let stored = self.entity(note.id)?;

@@ -265,6 +265,31 @@ fn owners_share_records_and_attachments_through_the_cli() {
         String::from_utf8_lossy(&download.stderr)
     );
     assert_eq!(std::fs::read(dir.path().join("copy.bin")).unwrap(), content);
+    // To standard output, byte for byte, with no temporary file left beside the output.
+    let piped = cli.run(&[
+        "attachment",
+        "download",
+        "-k",
+        "bob.key",
+        "--type",
+        "Note",
+        note_id,
+        attachment,
+        "-o",
+        "-",
+    ]);
+    assert!(
+        piped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    assert!(piped.stdout == content, "standard output differs");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 
     // Revoke and rotate: Bob is refused again.
     let rotated = cli.json(&[

@@ -158,6 +158,33 @@ impl StreamSealer {
         Ok(())
     }
 
+    /// Seals `plaintext` as the whole stream, header included, writing each byte once: for a sealer made for one
+    /// in-memory plaintext (whose key and associated data the caller chose, [`seal_all`] being the usual way).
+    ///
+    /// # Errors
+    /// [`Error::StreamState`] if a segment was sealed already or past 2³² segments.
+    pub fn seal_whole(mut self, plaintext: &[u8]) -> Result<Vec<u8>> {
+        if self.next != 0 || self.finished {
+            return Err(Error::StreamState("a whole stream needs a fresh sealer"));
+        }
+        let total = usize::try_from(encrypted_len(plaintext.len() as u64))
+            .map_err(|_| Error::StreamState("stream too long"))?;
+        let mut out = Vec::with_capacity(total);
+        out.extend_from_slice(&self.header());
+        let segments = segment_count(plaintext.len() as u64);
+        for index in 0..segments {
+            let start = (index as usize).saturating_mul(SEGMENT_LEN);
+            let end = start.saturating_add(SEGMENT_LEN).min(plaintext.len());
+            let chunk = plaintext.get(start..end).unwrap_or_default();
+            let at = out.len();
+            out.extend_from_slice(chunk);
+            let segment = out.get_mut(at..).unwrap_or_default();
+            let tag = self.seal_segment_in_slice(segment, index + 1 == segments)?;
+            out.extend_from_slice(&tag);
+        }
+        Ok(out)
+    }
+
     fn seal_segment_in_slice(&mut self, plaintext: &mut [u8], last: bool) -> Result<[u8; TAG_LEN]> {
         if self.finished {
             return Err(Error::StreamState("segment sealed after the last one"));
@@ -261,23 +288,7 @@ impl StreamOpener {
 /// # Errors
 /// [`Error::Randomness`] if no nonce prefix can be drawn; [`Error::StreamState`] past 2³² segments.
 pub fn seal_all(key: AeadKey, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
-    let mut sealer = StreamSealer::new(key, aad)?;
-    let total = usize::try_from(encrypted_len(plaintext.len() as u64))
-        .map_err(|_| Error::StreamState("stream too long"))?;
-    let mut out = Vec::with_capacity(total);
-    out.extend_from_slice(&sealer.header());
-    let segments = segment_count(plaintext.len() as u64);
-    for index in 0..segments {
-        let start = (index as usize).saturating_mul(SEGMENT_LEN);
-        let end = start.saturating_add(SEGMENT_LEN).min(plaintext.len());
-        let chunk = plaintext.get(start..end).unwrap_or_default();
-        let at = out.len();
-        out.extend_from_slice(chunk);
-        let segment = out.get_mut(at..).unwrap_or_default();
-        let tag = sealer.seal_segment_in_slice(segment, index + 1 == segments)?;
-        out.extend_from_slice(&tag);
-    }
-    Ok(out)
+    StreamSealer::new(key, aad)?.seal_whole(plaintext)
 }
 
 /// Opens a whole in-memory sealed stream.

@@ -157,6 +157,25 @@ fn segment_api_can_be_driven_by_hand() {
         sealer.seal_segment(b"more", true),
         Err(Error::StreamState(_))
     ));
+    assert!(matches!(
+        sealer.seal_whole(b"again"),
+        Err(Error::StreamState(_))
+    ));
+
+    // A fresh sealer seals a whole plaintext as the segment API does, under its own header.
+    let sealer = StreamSealer::new(key(), AAD).unwrap();
+    let header = sealer.header();
+    let whole = sealer.seal_whole(&plaintext).unwrap();
+    assert_eq!(whole[..HEADER_LEN], header);
+    assert_eq!(stream::open_all(key(), AAD, &whole).unwrap(), plaintext);
+    let mut started = StreamSealer::new(key(), AAD).unwrap();
+    started
+        .seal_segment(&plaintext[..SEGMENT_LEN], false)
+        .unwrap();
+    assert!(matches!(
+        started.seal_whole(&plaintext),
+        Err(Error::StreamState(_))
+    ));
 }
 
 #[test]

@@ -33,4 +33,5 @@ const _: () = {
     assert_send_sync::<SecretId>();
     assert_send_sync::<SideMapEntry>();
     assert_send_sync::<Error>();
+    assert_send_sync::<attachment::PendingOpener>();
 };

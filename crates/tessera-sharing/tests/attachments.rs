@@ -12,7 +12,8 @@ mod common;
 use common::{Spec, Who, assert_crypto, create_as, create_note, share_into, ty, world};
 use tessera_primitives::stream::{self, HEADER_LEN, SEGMENT_LEN, StreamLayout};
 use tessera_sharing::attachment::{
-    attachment_key, attachment_opener, open_attachment, rotate_attachment, seal_attachment,
+    attachment_key, attachment_opener, attachment_sealer, open_attachment, pending_opener,
+    rotate_attachment, seal_attachment,
 };
 use tessera_sharing::{
     AttachmentRef, DecryptedEntity, EncryptedEntity, Permission, Visibility, decrypt,
@@ -91,6 +92,93 @@ fn an_attachment_round_trips_for_every_delegate() {
         open_attachment(&opened, &empty, &sealed_empty)
             .unwrap()
             .is_empty()
+    );
+}
+
+#[test]
+fn an_attachment_sealed_segment_by_segment_opens_like_one_sealed_whole() {
+    let w = world();
+    let (mut entity, opened) = shared_note();
+    for len in [
+        0,
+        1,
+        SEGMENT_LEN - 1,
+        SEGMENT_LEN,
+        SEGMENT_LEN + 1,
+        3 * SEGMENT_LEN + 7,
+    ] {
+        let data = content(len);
+        let (reference, mut sealer) = attachment_sealer(&opened, len as u64).unwrap();
+        assert_eq!(
+            reference.encrypted_len,
+            stream::encrypted_len(len as u64),
+            "{len}"
+        );
+        let mut sealed = sealer.header().to_vec();
+        let segments = stream::segment_count(len as u64) as usize;
+        for index in 0..segments {
+            let end = ((index + 1) * SEGMENT_LEN).min(len);
+            let last = index + 1 == segments;
+            sealed.extend(
+                sealer
+                    .seal_segment(&data[index * SEGMENT_LEN..end], last)
+                    .unwrap(),
+            );
+        }
+        assert_eq!(sealed.len() as u64, reference.encrypted_len, "{len}");
+        let stored = entity.clone();
+        entity.attachments.push(reference.clone());
+        entity.rev += 1;
+        rules::validate_update(&stored, &entity).unwrap();
+
+        // Opened whole by a delegate, the same bytes as the whole-buffer path gives.
+        let (whole_reference, whole_sealed) = seal_attachment(&opened, &data).unwrap();
+        let whole = open_attachment(&opened, &whole_reference, &whole_sealed).unwrap();
+        let read = decrypt(&entity, &w.access(B)).unwrap();
+        let streamed = open_attachment(&read, &reference, &sealed).unwrap();
+        assert_eq!(streamed, whole, "{len}");
+        assert_eq!(streamed, data, "{len}");
+
+        // And segment by segment through a pending opener, which knows the layout before the header.
+        let pending = pending_opener(&read, &reference).unwrap();
+        let layout = pending.layout();
+        assert_eq!(layout.segments() as usize, segments, "{len}");
+        let opener = pending.into_opener(&sealed[..HEADER_LEN]).unwrap();
+        let mut by_segment = Vec::new();
+        for index in 0..layout.segments() {
+            let range = layout.segment_range(index).unwrap();
+            by_segment.extend(
+                opener
+                    .open_segment(
+                        index,
+                        &sealed[range.start as usize..range.end as usize],
+                        layout.is_last(index),
+                    )
+                    .unwrap(),
+            );
+        }
+        assert_eq!(by_segment, data, "{len}");
+    }
+    // A length no stream of 2³² segments holds is refused before anything is sealed.
+    assert!(matches!(
+        attachment_sealer(&opened, u64::MAX),
+        Err(tessera_sharing::Error::Malformed { .. })
+    ));
+    // A pending opener refuses another attachment's key and an unknown header.
+    let (first, first_sealed) = seal_attachment(&opened, &content(10)).unwrap();
+    let (second, _) = seal_attachment(&opened, &content(10)).unwrap();
+    let moved = AttachmentRef {
+        sealed_key: first.sealed_key.clone(),
+        ..second
+    };
+    assert_crypto(pending_opener(&opened, &moved).map(|_| ()));
+    let mut header = first_sealed[..HEADER_LEN].to_vec();
+    header[0] ^= 0x01;
+    assert_crypto(
+        pending_opener(&opened, &first)
+            .unwrap()
+            .into_opener(&header)
+            .map(|_| ()),
     );
 }
 

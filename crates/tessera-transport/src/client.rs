@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper::body::{Frame, Incoming, SizeHint};
-use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RANGE};
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
+use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RANGE};
 use hyper::{Method, Request, Response};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -420,7 +420,7 @@ impl Client {
     ) -> Result<()> {
         self.send(
             Method::PUT,
-            &format!("/v1/entities/{entity}/attachments/{attachment}"),
+            &attachment_path(entity, attachment),
             Some(Bytes::from(sealed)),
             &[(CONTENT_TYPE.as_str(), OCTET_STREAM.to_owned())],
         )
@@ -452,7 +452,7 @@ impl Client {
         let request = self
             .builder(
                 Method::PUT,
-                &format!("/v1/entities/{entity}/attachments/{attachment}"),
+                &attachment_path(entity, attachment),
                 true,
                 &[(CONTENT_TYPE.as_str(), OCTET_STREAM.to_owned())],
             )
@@ -476,24 +476,50 @@ impl Client {
         attachment: AttachmentId,
         range: Option<Range<u64>>,
     ) -> Result<Vec<u8>> {
-        let headers: Vec<(&str, String)> = range
-            .map(|r| {
-                (
-                    RANGE.as_str(),
-                    format!("bytes={}-{}", r.start, r.end.saturating_sub(1)),
-                )
-            })
-            .into_iter()
-            .collect();
         let bytes = self
             .send(
                 Method::GET,
-                &format!("/v1/entities/{entity}/attachments/{attachment}"),
+                &attachment_path(entity, attachment),
                 None,
-                &headers,
+                &range_header(range),
             )
             .await?;
         Ok(bytes.to_vec())
+    }
+
+    /// Starts downloading an attachment's sealed stream, or the byte range `range` of it, and returns it as an
+    /// [`AsyncRead`] that receives the answer as it arrives, never holding more than one piece of it. The request
+    /// is retried like [`Client::attachment`]'s until the server answers; the body is not.
+    ///
+    /// # Errors
+    /// As [`Client::attachment`]: a status other than success is an [`Error::Status`] here, before any byte is
+    /// read.
+    pub async fn attachment_reader(
+        &self,
+        entity: EntityId,
+        attachment: AttachmentId,
+        range: Option<Range<u64>>,
+    ) -> Result<AttachmentReader> {
+        let response = self
+            .request(
+                Method::GET,
+                &attachment_path(entity, attachment),
+                None,
+                &range_header(range),
+            )
+            .await?;
+        let response = successful(response).await?;
+        let len = response
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse().ok());
+        Ok(AttachmentReader {
+            body: response.into_body(),
+            piece: Bytes::new(),
+            len,
+            end: None,
+        })
     }
 
     /// Stores recovery data under `id` (the hash of a recovery key).
@@ -569,7 +595,7 @@ impl Client {
         self.format.decode(bytes, u64::MAX).map_err(Error::Decode)
     }
 
-    /// Sends a request; retries idempotent methods whose connection failed.
+    /// Sends a request and collects the answer; retries idempotent methods whose connection failed.
     async fn send(
         &self,
         method: Method,
@@ -577,12 +603,24 @@ impl Client {
         body: Option<Bytes>,
         headers: &[(&str, String)],
     ) -> Result<Bytes> {
+        answer(self.request(method, path, body, headers).await?).await
+    }
+
+    /// Sends a request and returns the answer with its body unread; retries idempotent methods whose connection
+    /// failed before an answer arrived.
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        headers: &[(&str, String)],
+    ) -> Result<Response<Incoming>> {
         let idempotent = matches!(method, Method::GET | Method::PUT | Method::DELETE);
         let mut attempt = 0;
         loop {
             let request = self.build(method.clone(), path, body.clone(), headers)?;
             match self.http.request(request).await {
-                Ok(response) => return answer(response).await,
+                Ok(response) => return Ok(response),
                 Err(error) if idempotent && attempt < RETRIES => {
                     attempt += 1;
                     tracing::debug!(%error, attempt, "retrying an idempotent request");
@@ -638,18 +676,47 @@ impl Client {
     }
 }
 
+/// The path of an attachment's stream.
+fn attachment_path(entity: EntityId, attachment: AttachmentId) -> String {
+    format!("/v1/entities/{entity}/attachments/{attachment}")
+}
+
+/// The `Range` header asking for bytes `range` (none for the whole).
+fn range_header(range: Option<Range<u64>>) -> Vec<(&'static str, String)> {
+    range
+        .map(|r| {
+            (
+                RANGE.as_str(),
+                format!("bytes={}-{}", r.start, r.end.saturating_sub(1)),
+            )
+        })
+        .into_iter()
+        .collect()
+}
+
 /// The body of a successful answer, or the error an unsuccessful one reports.
 async fn answer(response: Response<Incoming>) -> Result<Bytes> {
+    successful(response)
+        .await?
+        .into_body()
+        .collect()
+        .await
+        .map(http_body_util::Collected::to_bytes)
+        .map_err(|e| Error::Transport(e.to_string()))
+}
+
+/// A successful answer with its body unread, or the error an unsuccessful one reports (its small body read).
+async fn successful(response: Response<Incoming>) -> Result<Response<Incoming>> {
     let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
     let bytes = response
         .into_body()
         .collect()
         .await
         .map_err(|e| Error::Transport(e.to_string()))?
         .to_bytes();
-    if status.is_success() {
-        return Ok(bytes);
-    }
     let body: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
     Err(Error::Status {
         status: status.as_u16(),
@@ -661,6 +728,80 @@ async fn answer(response: Response<Incoming>) -> Result<Bytes> {
             |b| b.message,
         ),
     })
+}
+
+/// An attachment's sealed stream (or a range of it) as it arrives from the server ([`Client::attachment_reader`]):
+/// an [`AsyncRead`] over the answer's body, piece by piece, that never holds more than the piece being read.
+///
+/// A failure of the connection before the body's end is an [`std::io::Error`] (a body cut short by the server
+/// too: the answer announces its length, and HTTP reports a shorter body as an error). The bytes are the sealed
+/// stream: open them with the attachment's key (the `tessera` crate's `Session::attachment_stream` does).
+#[derive(Debug)]
+pub struct AttachmentReader {
+    body: Incoming,
+    /// The rest of the piece being read.
+    piece: Bytes,
+    len: Option<u64>,
+    /// Whether the body ended, and how: a failed body keeps failing rather than looking complete.
+    end: Option<End>,
+}
+
+/// How an [`AttachmentReader`]'s body ended.
+#[derive(Clone, Copy, Debug)]
+enum End {
+    Complete,
+    Failed,
+}
+
+impl AttachmentReader {
+    /// Length of the answer's body (its `Content-Length`), when the server announced it.
+    pub fn len(&self) -> Option<u64> {
+        self.len
+    }
+
+    /// Whether the answer's body is empty, when the server announced its length.
+    pub fn is_empty(&self) -> Option<bool> {
+        self.len.map(|len| len == 0)
+    }
+}
+
+impl AsyncRead for AttachmentReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if !this.piece.is_empty() {
+                let n = this.piece.len().min(out.remaining());
+                out.put_slice(&this.piece.split_to(n));
+                return Poll::Ready(Ok(()));
+            }
+            match this.end {
+                Some(End::Complete) => return Poll::Ready(Ok(())),
+                Some(End::Failed) => {
+                    return Poll::Ready(Err(std::io::Error::other("the answer's body failed")));
+                }
+                None if out.remaining() == 0 => return Poll::Ready(Ok(())),
+                None => {}
+            }
+            match Pin::new(&mut this.body).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => this.end = Some(End::Complete),
+                Poll::Ready(Some(Err(error))) => {
+                    this.end = Some(End::Failed);
+                    return Poll::Ready(Err(std::io::Error::other(error)));
+                }
+                // Trailers carry nothing an attachment needs.
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        this.piece = data;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A request body of exactly `remaining` bytes read from `reader`, in pieces of up to [`UPLOAD_PIECE`] bytes.

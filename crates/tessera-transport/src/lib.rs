@@ -6,6 +6,6 @@ pub mod serve;
 mod server;
 pub mod wire;
 
-pub use crate::client::Client;
+pub use crate::client::{AttachmentReader, Client};
 pub use crate::error::{Error, Result};
 pub use crate::server::{Limits, Server, ServerConfig};

@@ -1,7 +1,8 @@
 //! Attachments streamed in and out of a real server over redb: a stream of several MiB goes in and comes back byte
 //! for byte (whole, from a reader, and by segment); an upload over the limit (413), of the wrong length (400), cut
 //! off by its client, or racing another upload of the same attachment (409) leaves the previous content readable
-//! and nothing staged; a download whose attachment is replaced half way is cut short rather than mixed.
+//! and nothing staged; a download whose attachment is replaced half way is cut short rather than mixed; a download
+//! read through an `AsyncRead` comes back byte for byte, and an unknown attachment is a 404 before any byte.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -30,6 +31,7 @@ use tessera_sharing::attachment::{attachment_opener, open_attachment, seal_attac
 use tessera_sharing::{AttachmentId, AttachmentRef, DecryptedEntity, EncryptedEntity, EntityId};
 use tessera_store::{RedbStore, Store};
 use tessera_transport::Client;
+use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use Who::A;
@@ -278,6 +280,62 @@ async fn a_large_attachment_streams_in_and_out_byte_for_byte() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_streams_through_an_attachment_reader_byte_for_byte() {
+    let (server, _store, a, _dir) = server(64 << 20).await;
+    let data = content((1 << 20) + 54_321, 11);
+    let (entity, opened, mut sealed) = note_with(&a, &[&data]).await;
+    let (reference, stream) = sealed.pop().unwrap();
+    let (id, aid) = (entity.id, reference.id);
+    a.put_attachment_from(
+        id,
+        aid,
+        std::io::Cursor::new(stream.clone()),
+        stream.len() as u64,
+    )
+    .await
+    .unwrap();
+
+    // Whole, read through a small buffer: many reads per piece of the answer.
+    let mut reader = a.attachment_reader(id, aid, None).await.unwrap();
+    assert_eq!(reader.len(), Some(stream.len() as u64));
+    let mut back = Vec::new();
+    let mut buffer = [0u8; 1000];
+    loop {
+        let n = reader.read(&mut buffer).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        back.extend_from_slice(&buffer[..n]);
+    }
+    assert!(back == stream, "the download differs from the upload");
+    assert_eq!(reader.read(&mut buffer).await.unwrap(), 0, "past the end");
+    assert_eq!(open_attachment(&opened, &reference, &back).unwrap(), data);
+
+    // A range across a segment boundary.
+    let range =
+        (HEADER_LEN + ENCRYPTED_SEGMENT_LEN - 100) as u64..(3 * ENCRYPTED_SEGMENT_LEN) as u64;
+    let mut reader = a
+        .attachment_reader(id, aid, Some(range.clone()))
+        .await
+        .unwrap();
+    assert_eq!(reader.len(), Some(range.end - range.start));
+    let mut part = Vec::new();
+    reader.read_to_end(&mut part).await.unwrap();
+    assert!(part[..] == stream[range.start as usize..range.end as usize]);
+
+    // An attachment the entity does not have: the typed status, before any byte is read.
+    let unknown = AttachmentId::generate().unwrap();
+    assert_eq!(
+        status_code(a.attachment_reader(id, unknown, None).await),
+        (404, "not_found".to_owned())
+    );
+    // A range past the end: 416.
+    let past = stream.len() as u64 + 10..stream.len() as u64 + 20;
+    assert_eq!(status(a.attachment_reader(id, aid, Some(past)).await), 416);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_over_the_limit_is_413_and_keeps_the_previous_content() {
     let limit = 2 << 20;
     let (server, store, a, _dir) = server(limit).await;
@@ -487,5 +545,19 @@ async fn a_download_is_cut_short_rather_than_mixed_when_the_attachment_is_replac
     );
     // A new download has the new content.
     assert!(a.attachment(id, aid, None).await.unwrap() == second);
+
+    // Through the client's reader, the cut is an I/O error, never an early end of file.
+    let mut reader = a.attachment_reader(id, aid, None).await.unwrap();
+    let mut start = vec![0u8; 1 << 20];
+    reader.read_exact(&mut start).await.unwrap();
+    assert!(start[..] == second[..1 << 20]);
+    store.put_attachment(id, aid, &first).unwrap();
+    let mut rest = Vec::new();
+    let error = reader.read_to_end(&mut rest).await.unwrap_err();
+    assert!((1 << 20) + rest.len() < len, "{error}");
+    assert!(
+        reader.read(&mut [0; 16]).await.is_err(),
+        "a failed body keeps failing"
+    );
     server.shutdown().await;
 }

@@ -1,12 +1,16 @@
-//! User story: a doctor attaches a scan to a note, shares the note, and the colleague downloads the scan whole and
-//! reads a byte range of it (only the 64 KiB segments holding it are fetched and decrypted). The server stores the
-//! scan in a temporary redb database. Run with `cargo run -p tessera --example attachments`.
+//! User story: a doctor streams a scan into an attachment of a note (sealed and sent one 64 KiB segment at a time),
+//! shares the note, and the colleague streams the scan back (decrypted segment by segment as it arrives, counting
+//! the bytes as a progress bar would), downloads it whole, and reads a byte range of it (only the segments holding it
+//! are fetched and decrypted). The server stores the scan in a temporary redb database.
+//! Run with `cargo run -p tessera --example attachments`.
 
+use std::io::Cursor;
 use std::sync::Arc;
 
 use anyhow::ensure;
 use serde_json::json;
 use tessera::{Client, EntityType, OwnerKind, RsaKeySize, Session, Share, Tofu, register_owner};
+use tokio::io::AsyncReadExt;
 
 const ADMIN_TOKEN: &str = "example-admin-token";
 
@@ -44,8 +48,14 @@ async fn main() -> anyhow::Result<()> {
     let scan: Vec<u8> = (0..1_000_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
+    // Any `AsyncRead` will do (a `tokio::fs::File`, a socket); it must yield exactly the announced length.
     let (attachment, rev) = alice
-        .add_attachment(&saved.entity, saved.rev, &scan)
+        .add_attachment_stream(
+            &saved.entity,
+            saved.rev,
+            Cursor::new(scan.clone()),
+            scan.len() as u64,
+        )
         .await?;
     alice.share(&saved.entity, &[Share::read(bob_id)]).await?;
     println!(
@@ -62,6 +72,34 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "Bob sees attachment {}: {} bytes, {} bytes encrypted",
         info.id, info.len, info.encrypted_len
+    );
+
+    // Streamed: memory holds one segment whatever the size; a failure to decrypt is an error of a read.
+    let mut stream = bob.attachment_stream(&saved.entity, attachment).await?;
+    let total = stream.len();
+    let mut received = Vec::new();
+    let mut buffer = vec![0u8; 100_000];
+    let mut reads = 0;
+    loop {
+        let n =
+            stream.read(&mut buffer).await.map_err(|error| {
+                match tessera::Error::in_io_error(&error) {
+                    Some(inner) if inner.is_crypto() => {
+                        anyhow::anyhow!("the scan was tampered with")
+                    }
+                    _ => error.into(),
+                }
+            })?;
+        if n == 0 {
+            break;
+        }
+        received.extend_from_slice(buffer.get(..n).unwrap_or_default());
+        reads += 1;
+    }
+    ensure!(received == scan, "the streamed scan differs");
+    println!(
+        "Bob streamed the scan: {}/{total} bytes in {reads} reads",
+        received.len()
     );
 
     let whole = bob.attachment(&saved.entity, attachment).await?;

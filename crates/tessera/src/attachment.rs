@@ -1,47 +1,107 @@
 //! Attachments of a session's records: each under its own key, sealed with the streaming AEAD in 64 KiB segments,
-//! so that any byte range can be fetched and decrypted without the rest.
+//! so that any byte range can be fetched and decrypted without the rest, and any size streamed in or out while
+//! holding one segment.
 
 use std::ops::Range;
 
-use tessera_primitives::stream::{HEADER_LEN, SEGMENT_LEN, StreamLayout};
+use tessera_primitives::stream::{self, HEADER_LEN, SEGMENT_LEN, StreamLayout};
 use tessera_sharing::{AttachmentId, AttachmentRef, DecryptedEntity, attachment};
+use tokio::io::AsyncRead;
 
 use crate::entity::{check_rev, check_write};
 use crate::error::{Error, ErrorKind, Result};
 use crate::record::{AttachmentInfo, EntityRef};
 use crate::session::Session;
-
-/// Segments fetched per request by [`Session::attachment_with_progress`] (1 MiB of content).
-const SEGMENTS_PER_REQUEST: u32 = 16;
+use crate::stream::{AttachmentStream, SealingReader, take_failure};
 
 impl Session {
     /// Encrypts `content` as a new attachment of revision `rev` of a record and uploads it; returns the attachment's
-    /// id and the record's new revision.
+    /// id and the record's new revision. The whole sealed stream is held in memory: for large content, or content
+    /// read from a file, [`Session::add_attachment_stream`] holds one segment.
     ///
     /// # Errors
     /// [`ErrorKind::Conflict`] if `rev` is stale; [`ErrorKind::Forbidden`] without write access;
-    /// [`ErrorKind::Invalid`] above the server's attachment size limit.
+    /// [`ErrorKind::Invalid`] above the server's attachment size limit. If the upload fails after the reference was
+    /// added, the record keeps a reference whose content reads as [`ErrorKind::NotFound`].
     pub async fn add_attachment(
         &self,
         entity: &EntityRef,
         rev: u64,
         content: &[u8],
     ) -> Result<(AttachmentId, u64)> {
-        let (stored, opened, _) = self.fetch_open(entity).await?;
-        check_rev(&stored, rev)?;
-        check_write(&opened)?;
-        let (reference, sealed) = attachment::seal_attachment(&opened, content)?;
-        let attachment_id = reference.id;
-        let mut updated = stored;
-        updated.attachments.push(reference);
-        let updated = &updated;
-        let new_rev = self
-            .call(|c| async move { c.update_entity(updated, rev).await })
+        let (attachment_id, new_rev, sealed) = self
+            .add_reference(entity, rev, |opened| {
+                Ok(attachment::seal_attachment(opened, content)?)
+            })
             .await?;
         let (id, sealed) = (entity.id, &sealed);
         self.call(|c| async move { c.put_attachment(id, attachment_id, sealed.clone()).await })
             .await?;
         Ok((attachment_id, new_rev))
+    }
+
+    /// Encrypts `len` bytes read from `content` as a new attachment of revision `rev` of a record, uploading each
+    /// 64 KiB segment as soon as it is sealed: memory holds about one segment, whatever `len`. Returns the
+    /// attachment's id and the record's new revision.
+    ///
+    /// `content` must yield exactly `len` bytes: one that ends early, or has more (found by one extra read after the
+    /// last segment's content, before that segment is sent), fails the upload, and the server keeps no content for
+    /// the attachment. The upload is not retried, since `content` cannot be read twice; if the server session had
+    /// expired, the session is renewed for the next call and the error returned.
+    ///
+    /// # Errors
+    /// As [`Session::add_attachment`]; [`ErrorKind::Invalid`] also if `content` fails, ends before `len` bytes or
+    /// has more; [`ErrorKind::Transport`] if the connection fails; [`ErrorKind::Unauthorized`] if the server session
+    /// had expired (it is renewed: add the attachment again, with the record's new revision).
+    pub async fn add_attachment_stream<R>(
+        &self,
+        entity: &EntityRef,
+        rev: u64,
+        content: R,
+        len: u64,
+    ) -> Result<(AttachmentId, u64)>
+    where
+        R: AsyncRead + Send + Unpin + 'static,
+    {
+        let (attachment_id, new_rev, sealer) = self
+            .add_reference(entity, rev, |opened| {
+                Ok(attachment::attachment_sealer(opened, len)?)
+            })
+            .await?;
+        let (sealing, failure) = SealingReader::new(content, sealer, len);
+        let id = entity.id;
+        let uploaded = self
+            .call_once(|c| async move {
+                c.put_attachment_from(id, attachment_id, sealing, stream::encrypted_len(len))
+                    .await
+            })
+            .await;
+        match (uploaded, take_failure(&failure)) {
+            (Ok(()), _) => Ok((attachment_id, new_rev)),
+            // The client saw only that the body failed; the content's own error says why.
+            (Err(_), Some(error)) | (Err(error), None) => Err(error),
+        }
+    }
+
+    /// Downloads an attachment as a stream of its decrypted content, opened segment by segment as it arrives:
+    /// memory holds about one segment, whatever the size. [`AttachmentStream::len`] is the content's length.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] if the record or the attachment is not visible (or the attachment's content was never
+    /// uploaded); [`ErrorKind::Crypto`] if the attachment's key does not open. A stream that does not open fails its
+    /// reads instead (see [`AttachmentStream`]).
+    pub async fn attachment_stream(
+        &self,
+        entity: &EntityRef,
+        attachment_id: AttachmentId,
+    ) -> Result<AttachmentStream> {
+        let (opened, reference) = self.open_attachment_ref(entity, attachment_id).await?;
+        let pending = attachment::pending_opener(&opened, &reference)?;
+        let id = entity.id;
+        let reader = self
+            .call(|c| async move { c.attachment_reader(id, attachment_id, None).await })
+            .await?;
+        Ok(AttachmentStream::new(reader, pending, &reference))
     }
 
     /// Downloads and decrypts a whole attachment.
@@ -89,33 +149,27 @@ impl Session {
         Ok(plaintext.into_iter().skip(skip).take(take).collect())
     }
 
-    /// Downloads and decrypts a whole attachment in requests of 16 segments (1 MiB), calling `progress(done, total)`
-    /// with the content bytes received so far.
-    ///
-    /// # Errors
-    /// As [`Session::attachment`].
-    pub async fn attachment_with_progress(
+    /// Checks that revision `rev` of a record is the stored one and that this owner may write it, adds the reference
+    /// that `prepare` makes (with what the upload needs) to it, and stores the update: the step both ways of adding
+    /// an attachment share. Returns the attachment's id, the record's new revision and what `prepare` made.
+    async fn add_reference<T>(
         &self,
         entity: &EntityRef,
-        attachment_id: AttachmentId,
-        mut progress: impl FnMut(u64, u64),
-    ) -> Result<Vec<u8>> {
-        let (opened, reference) = self.open_attachment_ref(entity, attachment_id).await?;
-        let total = AttachmentInfo::from_ref(&reference).len;
-        let reader = SegmentReader::new(self, entity, &opened, &reference).await?;
-        let segments = reader.layout.segments();
-        let mut content = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
-        let mut first = 0;
-        progress(0, total);
-        while first < segments {
-            let last = first
-                .saturating_add(SEGMENTS_PER_REQUEST - 1)
-                .min(segments - 1);
-            content.extend(reader.read(first, last).await?);
-            progress(content.len() as u64, total);
-            first = last + 1;
-        }
-        Ok(content)
+        rev: u64,
+        prepare: impl FnOnce(&DecryptedEntity) -> Result<(AttachmentRef, T)>,
+    ) -> Result<(AttachmentId, u64, T)> {
+        let (stored, opened, _) = self.fetch_open(entity).await?;
+        check_rev(&stored, rev)?;
+        check_write(&opened)?;
+        let (reference, prepared) = prepare(&opened)?;
+        let attachment_id = reference.id;
+        let mut updated = stored;
+        updated.attachments.push(reference);
+        let updated = &updated;
+        let new_rev = self
+            .call(|c| async move { c.update_entity(updated, rev).await })
+            .await?;
+        Ok((attachment_id, new_rev, prepared))
     }
 
     async fn open_attachment_ref(

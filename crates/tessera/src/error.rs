@@ -93,6 +93,23 @@ impl Error {
         Self::new(ErrorKind::Invalid, detail)
     }
 
+    /// The SDK error inside an I/O error, if there is one: every error an
+    /// [`AttachmentStream`](crate::AttachmentStream) read returns carries one, for example of kind
+    /// [`ErrorKind::Crypto`] when the stream does not open.
+    ///
+    /// ```
+    /// # fn check(error: std::io::Error) {
+    /// if tessera::Error::in_io_error(&error).is_some_and(tessera::Error::is_crypto) {
+    ///     eprintln!("the attachment was tampered with");
+    /// }
+    /// # }
+    /// ```
+    pub fn in_io_error(error: &std::io::Error) -> Option<&Self> {
+        error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<Self>())
+    }
+
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
         self.kind

@@ -8,6 +8,7 @@ mod exchange_cache;
 mod owner;
 mod record;
 mod session;
+mod stream;
 
 /// What the server stores, for code that inspects it (audits, exports, the CLI's demonstration): encrypted
 /// entities and their delegations, exchange data and key-bag entries. Everyday code never needs these.
@@ -25,6 +26,7 @@ pub use crate::record::{
     AttachmentInfo, EntityRef, NewRecord, Query, Record, Rotated, Saved, Share,
 };
 pub use crate::session::{Session, SessionStats};
+pub use crate::stream::AttachmentStream;
 pub use tessera_keys::{
     CallbackTrust, EntityType, Fingerprint, KeyBundle, OwnerId, OwnerKeys, OwnerKind,
     PinnedFingerprints, Tofu, TrustPolicy,
@@ -42,4 +44,5 @@ const _: () = {
     assert_send_sync::<NewRecord>();
     assert_send_sync::<EntityRef>();
     assert_send_sync::<Share>();
+    assert_send_sync::<AttachmentStream>();
 };

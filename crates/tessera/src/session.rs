@@ -359,6 +359,21 @@ impl Session {
         }
     }
 
+    /// Runs a client call that cannot be repeated (a streamed upload reads its source once); if the server session
+    /// expired, logs in again so that the next call finds a session, and returns the error.
+    pub(crate) async fn call_once<T, Fut>(&self, operation: impl FnOnce(Client) -> Fut) -> Result<T>
+    where
+        Fut: Future<Output = tessera_transport::Result<T>>,
+    {
+        let result = operation(self.client()).await;
+        if let Err(error) = &result
+            && error.is_unauthorized()
+        {
+            self.login_again().await?;
+        }
+        Ok(result?)
+    }
+
     async fn login_again(&self) -> Result<()> {
         let mut client = self.client();
         client.login(&self.keys).await?;

@@ -20,6 +20,7 @@ use tessera::{
     PinnedFingerprints, Session, Share, Visibility,
 };
 use tessera_store::Store;
+use tokio::io::AsyncReadExt;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Note {
@@ -394,7 +395,7 @@ async fn children_are_found_by_tag_per_type_and_link_back_to_their_parent() {
 }
 
 #[tokio::test]
-async fn attachments_round_trip_whole_by_range_and_with_progress() {
+async fn attachments_round_trip_whole_by_range_and_as_a_stream() {
     let fx = Fixture::start().await;
     let (bob_keys, bob) = fx.session(OwnerKind::Hcp).await;
     let (_, alice) = fx.session(OwnerKind::Hcp).await;
@@ -431,16 +432,26 @@ async fn attachments_round_trip_whole_by_range_and_with_progress() {
         .await
         .unwrap();
     assert_eq!(tail, content[199_990..]);
-    let mut calls = Vec::new();
-    let whole = bob
-        .attachment_with_progress(&saved.entity, attachment, |done, total| {
-            calls.push((done, total))
-        })
+    // As a stream, counting the bytes as they come (what a progress bar shows).
+    let mut stream = bob
+        .attachment_stream(&saved.entity, attachment)
         .await
         .unwrap();
+    assert_eq!(stream.len(), 200_000);
+    let mut whole = Vec::new();
+    let mut progress = Vec::new();
+    let mut buffer = vec![0u8; 50_000];
+    loop {
+        let n = stream.read(&mut buffer).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        whole.extend_from_slice(&buffer[..n]);
+        progress.push(whole.len());
+    }
     assert_eq!(whole, content);
-    assert_eq!(calls.first(), Some(&(0, 200_000)));
-    assert_eq!(calls.last(), Some(&(200_000, 200_000)));
+    assert!(progress.len() > 1, "{progress:?}");
+    assert_eq!(progress.last(), Some(&200_000));
 
     // Bob may not add attachments to a record he may only read.
     let denied = bob
