@@ -159,7 +159,7 @@ fn examples(root: &Path) -> Result<()> {
         bail!("no example in {}", dir.display());
     }
     for name in names {
-        util::run(cargo(root).args(["run", "--quiet", "-p", "tessera", "--example", &name]))?;
+        util::run(cargo(root).args(["run", "--quiet", "-p", "tessera-sdk", "--example", &name]))?;
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! shares the note, and the colleague streams the scan back (decrypted segment by segment as it arrives, counting
 //! the bytes as a progress bar would), downloads it whole, and reads a byte range of it (only the segments holding it
 //! are fetched and decrypted). The server stores the scan in a temporary redb database.
-//! Run with `cargo run -p tessera --example attachments`.
+//! Run with `cargo run -p tessera-sdk --example attachments`.
 
 use std::io::Cursor;
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! User story: a doctor writes a consultation note and shares it with a colleague, who reads it; a third doctor,
-//! not shared with, gets "not found". Run with `cargo run -p tessera --example hcp_shares_note`.
+//! not shared with, gets "not found". Run with `cargo run -p tessera-sdk --example hcp_shares_note`.
 
 use std::sync::Arc;
 

@@ -1,6 +1,6 @@
 //! User story: a patient records a measurement and shares it with a doctor anonymously: the stored record names
 //! neither the patient nor the pair, and the doctor still finds and reads it.
-//! Run with `cargo run -p tessera --example patient_shares_anonymously`.
+//! Run with `cargo run -p tessera-sdk --example patient_shares_anonymously`.
 
 use std::sync::Arc;
 

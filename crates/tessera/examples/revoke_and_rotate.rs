@@ -1,6 +1,6 @@
 //! User story: a doctor shares a note with two colleagues, then revokes one and rotates the note's key: the revoked
 //! colleague gets "not found" and cannot open the new ciphertext even with the key it had; the other still reads.
-//! Run with `cargo run -p tessera --example revoke_and_rotate`.
+//! Run with `cargo run -p tessera-sdk --example revoke_and_rotate`.
 
 use std::sync::Arc;
 
