@@ -1,5 +1,6 @@
 //! The whole path through the SDK against a server on loopback: create+share with a known partner, open a shared
-//! record, and login with 10,000 partners in the key bag. Each figure is printed next to the layer benchmark it
+//! record, a 16 MiB attachment up and down as whole buffers and as streams, and login with 10,000 partners in the
+//! key bag. Each figure is printed next to the layer benchmark it
 //! builds on (from the same `cargo xtask bench` run, see the criterion rows), so transport and SDK overhead show.
 //!
 //! Not a criterion benchmark (it needs a long setup once); `--list` prints nothing.
@@ -24,6 +25,7 @@ use tessera_keys::{ExchangeData, KeyBag, PinnedFingerprints, TrustPolicy};
 
 const ADMIN: &str = "sdk-bench-admin";
 const PARTNERS: usize = 10_000;
+const ATTACHMENT_BYTES: usize = 16 << 20;
 
 fn median(times: &mut [Duration]) -> Duration {
     times.sort();
@@ -93,6 +95,45 @@ async fn run() {
         open.push(started.elapsed());
     }
 
+    // A 16 MiB attachment, whole and streamed, on the record shared with Bob.
+    let content: Vec<u8> = (0..ATTACHMENT_BYTES as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut rev = alice.get_json(&first.entity).await.unwrap().rev;
+    let (mut put_whole, mut put_stream, mut get_whole, mut get_stream) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let started = Instant::now();
+        let (whole_id, next) = alice
+            .add_attachment(&first.entity, rev, &content)
+            .await
+            .unwrap();
+        put_whole.push(started.elapsed());
+        let source = std::io::Cursor::new(content.clone());
+        let started = Instant::now();
+        let (stream_id, next) = alice
+            .add_attachment_stream(&first.entity, next, source, content.len() as u64)
+            .await
+            .unwrap();
+        put_stream.push(started.elapsed());
+        rev = next;
+
+        let started = Instant::now();
+        let whole = bob.attachment(&first.entity, whole_id).await.unwrap();
+        get_whole.push(started.elapsed());
+        assert_eq!(whole.len(), content.len());
+        let started = Instant::now();
+        let mut stream = bob
+            .attachment_stream(&first.entity, stream_id)
+            .await
+            .unwrap();
+        let read = tokio::io::copy(&mut stream, &mut tokio::io::sink())
+            .await
+            .unwrap();
+        get_stream.push(started.elapsed());
+        assert_eq!(read, content.len() as u64);
+    }
+
     // 10,000 partners in my key bag: exchange data I created for each, stored with its bag entry.
     let base = fixture("rsa2048.pem");
     let me_keys = me();
@@ -157,6 +198,21 @@ async fn run() {
         median(&mut open).as_secs_f64() * 1e3,
         p99(&mut open).as_secs_f64() * 1e3
     );
+    let mib_per_s = |time: Duration| ATTACHMENT_BYTES as f64 / (1 << 20) as f64 / time.as_secs_f64();
+    for (what, whole, stream) in [
+        ("upload", &mut put_whole, &mut put_stream),
+        ("download", &mut get_whole, &mut get_stream),
+    ] {
+        let (whole, stream) = (median(whole), median(stream));
+        println!(
+            "| 16 MiB attachment {what}, whole buffer / stream (one segment held) | {:.1} ms / {:.1} ms | {:.0} / {:.0} MiB/s | stream-seal / stream-open 64 MiB (raw ring reference); stream = {:.2}x whole |",
+            whole.as_secs_f64() * 1e3,
+            stream.as_secs_f64() * 1e3,
+            mib_per_s(whole),
+            mib_per_s(stream),
+            whole.as_secs_f64() / stream.as_secs_f64()
+        );
+    }
     println!(
         "| login with {bag} partners in the key bag (no RSA) | {:.1} ms | {:.1} ms (max of {}) | key-bag/load-10000 (target: login < 200 ms) |",
         median(&mut logins).as_secs_f64() * 1e3,
