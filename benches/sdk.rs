@@ -198,7 +198,8 @@ async fn run() {
         median(&mut open).as_secs_f64() * 1e3,
         p99(&mut open).as_secs_f64() * 1e3
     );
-    let mib_per_s = |time: Duration| ATTACHMENT_BYTES as f64 / (1 << 20) as f64 / time.as_secs_f64();
+    let mib_per_s =
+        |time: Duration| ATTACHMENT_BYTES as f64 / (1 << 20) as f64 / time.as_secs_f64();
     for (what, whole, stream) in [
         ("upload", &mut put_whole, &mut put_stream),
         ("download", &mut get_whole, &mut get_stream),
