@@ -183,11 +183,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for SealingReader<R> {
         loop {
             match this.state {
                 Sealing::Emitting { last } => {
-                    let pending = this.buf.get(this.at..).unwrap_or_default();
-                    if !pending.is_empty() {
-                        let n = pending.len().min(out.remaining());
-                        out.put_slice(pending.get(..n).unwrap_or_default());
-                        this.at += n;
+                    if serve(&this.buf, &mut this.at, out) {
                         return Poll::Ready(Ok(()));
                     }
                     if last {
@@ -381,11 +377,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for Opening<R> {
         loop {
             match this.state {
                 Reading::Serving { last } => {
-                    let plaintext = this.buf.get(this.at..).unwrap_or_default();
-                    if !plaintext.is_empty() {
-                        let n = plaintext.len().min(out.remaining());
-                        out.put_slice(plaintext.get(..n).unwrap_or_default());
-                        this.at += n;
+                    if serve(&this.buf, &mut this.at, out) {
                         return Poll::Ready(Ok(()));
                     }
                     if last {
@@ -450,6 +442,18 @@ impl<R: AsyncRead + Unpin> AsyncRead for Opening<R> {
             }
         }
     }
+}
+
+/// Copies into `out` as much as fits of what is left of `buf` after `at`, moving `at` on; whether anything was left.
+fn serve(buf: &[u8], at: &mut usize, out: &mut ReadBuf<'_>) -> bool {
+    let left = buf.get(*at..).unwrap_or_default();
+    if left.is_empty() {
+        return false;
+    }
+    let n = left.len().min(out.remaining());
+    out.put_slice(left.get(..n).unwrap_or_default());
+    *at += n;
+    true
 }
 
 /// The I/O error of a stream that failed with `kind`: [`io::ErrorKind::InvalidData`] wrapping the opaque crypto
