@@ -17,12 +17,7 @@ pub fn seal_attachment(
     entity: &DecryptedEntity,
     content: &[u8],
 ) -> Result<(AttachmentRef, Vec<u8>)> {
-    seal_with_key(
-        entity.entity_key(),
-        entity,
-        AttachmentId::generate()?,
-        content,
-    )
+    seal_new(entity, AttachmentId::generate()?, content)
 }
 
 /// Prepares a new attachment of `entity` whose `len` bytes of content will be sealed as they stream: returns its
@@ -36,7 +31,7 @@ pub fn attachment_sealer(
     entity: &DecryptedEntity,
     len: u64,
 ) -> Result<(AttachmentRef, StreamSealer)> {
-    new_attachment(entity.entity_key(), entity, AttachmentId::generate()?, len)
+    new_attachment(entity, AttachmentId::generate()?, len)
 }
 
 /// The key of attachment `reference` of `entity`, to stream or open segments of it.
@@ -133,23 +128,22 @@ pub fn rotate_attachment(
     sealed: &[u8],
 ) -> Result<(AttachmentRef, Vec<u8>)> {
     let content = zeroize::Zeroizing::new(open_attachment(before, reference, sealed)?);
-    seal_with_key(after.entity_key(), after, reference.id, &content)
+    seal_new(after, reference.id, &content)
 }
 
-fn seal_with_key(
-    entity_key: &AeadKey,
+/// Seals `content` whole as attachment `id` of `entity`, under a new attachment key.
+fn seal_new(
     entity: &DecryptedEntity,
     id: AttachmentId,
     content: &[u8],
 ) -> Result<(AttachmentRef, Vec<u8>)> {
-    let (reference, sealer) = new_attachment(entity_key, entity, id, content.len() as u64)?;
+    let (reference, sealer) = new_attachment(entity, id, content.len() as u64)?;
     Ok((reference, sealer.seal_whole(content)?))
 }
 
 /// A reference for attachment `id` of `entity` with `len` bytes of content, under a new attachment key sealed
-/// under `entity_key`, and the sealer of its stream under that key.
+/// under the entity key, and the sealer of its stream under that key.
 fn new_attachment(
-    entity_key: &AeadKey,
     entity: &DecryptedEntity,
     id: AttachmentId,
     len: u64,
@@ -162,8 +156,11 @@ fn new_attachment(
         });
     }
     let key = AeadKey::generate()?;
-    let sealed_key =
-        Sealed(entity_key.seal(key.expose_secret(), &attachment_key_aad(&entity.id, &id))?);
+    let sealed_key = Sealed(
+        entity
+            .entity_key()
+            .seal(key.expose_secret(), &attachment_key_aad(&entity.id, &id))?,
+    );
     let sealer = StreamSealer::new(key, &attachment_stream_aad(&entity.id, &id))?;
     let reference = AttachmentRef {
         id,

@@ -1,6 +1,6 @@
 //! Entity operations of a session: create, read, update, delete, share, revoke, revoke-and-rotate, children.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -85,17 +85,13 @@ impl Session {
         let written = self
             .call(|c| async move { c.create_entities(sealed).await })
             .await?;
+        let revs: HashMap<EntityId, u64> = written.written.into_iter().collect();
         entities
             .into_iter()
             .map(|entity| {
-                let rev = written
-                    .written
-                    .iter()
-                    .find(|(id, _)| *id == entity.id)
-                    .map(|(_, rev)| *rev)
-                    .ok_or_else(|| {
-                        Error::new(ErrorKind::Transport, "the server answered no revision")
-                    })?;
+                let rev = revs.get(&entity.id).copied().ok_or_else(|| {
+                    Error::new(ErrorKind::Transport, "the server answered no revision")
+                })?;
                 Ok(Saved {
                     entity: EntityRef::new(entity.entity_type, entity.id),
                     rev,
