@@ -1,6 +1,7 @@
 //! `cargo xtask ci`: every check CI runs, in order, stopping at the first failure.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
@@ -49,12 +50,30 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
     steps.push(("examples", examples));
     steps.push(("tests", tests));
     let count = steps.len();
+    let started = Instant::now();
+    let mut times: Vec<(&str, Duration)> = Vec::with_capacity(count);
     for (index, (name, step)) in steps.into_iter().enumerate() {
         util::header(&format!("[{}/{count}] {name}", index + 1));
-        step(root).with_context(|| format!("CI step `{name}` failed"))?;
+        let step_started = Instant::now();
+        let result = step(root);
+        times.push((name, step_started.elapsed()));
+        if result.is_err() {
+            print_times(&times, started.elapsed());
+        }
+        result.with_context(|| format!("CI step `{name}` failed"))?;
     }
+    print_times(&times, started.elapsed());
     println!("\nall {count} CI steps passed");
     Ok(())
+}
+
+/// Prints the wall time of each step that ran and of the whole run, so that slow steps are visible in every CI log.
+fn print_times(times: &[(&str, Duration)], total: Duration) {
+    println!("\nCI step times (wall clock):");
+    for (name, time) in times {
+        println!("  {name:<16} {:>8.1} s", time.as_secs_f64());
+    }
+    println!("  {:<16} {:>8.1} s", "total", total.as_secs_f64());
 }
 
 fn fmt(root: &Path) -> Result<()> {
@@ -144,6 +163,10 @@ fn ensure_python_cryptography() {
 }
 
 /// Runs every example of the facade (one per user story); each exits non-zero when what it shows does not hold.
+///
+/// The examples are built once, with the same flags as the other steps (`--workspace --all-features`), so that this
+/// step reuses what clippy's and the tests' builds share instead of compiling the layers again with default features,
+/// and then each binary runs directly.
 fn examples(root: &Path) -> Result<()> {
     let dir = root.join("crates/tessera/examples");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
@@ -158,8 +181,12 @@ fn examples(root: &Path) -> Result<()> {
     if names.is_empty() {
         bail!("no example in {}", dir.display());
     }
+    util::run(cargo(root).args(["build", "--workspace", "--all-features", "--examples"]))?;
+    let built = util::target_dir(root)?.join("debug").join("examples");
     for name in names {
-        util::run(cargo(root).args(["run", "--quiet", "-p", "tessera-sdk", "--example", &name]))?;
+        let binary = built.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+        util::run(std::process::Command::new(&binary).current_dir(root))
+            .with_context(|| format!("example `{name}` failed"))?;
     }
     Ok(())
 }

@@ -34,6 +34,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         .context("could not install cargo-deny")?;
     }
     let db = prepare_db(root)?;
+    fetch_all_platforms(root)?;
     util::run(cargo(root).args(["deny", "--offline", "--all-features", "check"])).with_context(|| {
         format!(
             "cargo-deny reported a problem above (if it could not open the advisory database or \
@@ -41,6 +42,20 @@ pub(crate) fn run(root: &Path) -> Result<()> {
             db.display()
         )
     })
+}
+
+/// Downloads the sources of every crate in `Cargo.lock`, for every target platform (`cargo fetch --locked` without
+/// `--target`).
+///
+/// cargo-deny runs `cargo metadata` over the whole graph, Windows- and macOS-only dependencies included, and with
+/// `--offline` it cannot download them: on a machine whose cargo registry has only what a Linux build needed, it fails
+/// with "failed to download `windows-sys`". Fetching crate sources is allowed; the advisory database stays the offline
+/// copy. On a warm registry this is a no-op that takes well under a second.
+fn fetch_all_platforms(root: &Path) -> Result<()> {
+    util::run(cargo(root).args(["fetch", "--locked"])).context(
+        "could not download the crate sources cargo-deny reads (is crates.io reachable? \
+         does Cargo.lock match Cargo.toml? run `cargo fetch` to see)",
+    )
 }
 
 /// Copies the shared database to `<db-path>/<DB_FOLDER>` as a git repository with one commit, unless a
