@@ -137,7 +137,7 @@ async fn run() {
     // 10,000 partners in my key bag: exchange data I created for each, stored with its bag entry.
     let base = fixture("rsa2048.pem");
     let me_keys = me();
-    let mut client = Client::new(&url);
+    let mut client = tessera_client::Client::new(&url);
     client.login(&me_keys).await.unwrap();
     let setup = Instant::now();
     for _ in 0..PARTNERS {

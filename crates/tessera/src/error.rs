@@ -205,8 +205,11 @@ impl std::error::Error for Error {
 /// Shorthand for results of the SDK.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl From<tessera_transport::Error> for Error {
-    fn from(error: tessera_transport::Error) -> Self {
+impl Error {
+    /// The SDK error for a failure of the HTTP client: a kind from the status the server answered, and the client's
+    /// error as the source (a boxed `dyn Error`, so that no transport type is part of this crate's API).
+    /// Deliberately not a public `From` impl, for the same reason.
+    pub(crate) fn from_client(error: tessera_client::Error) -> Self {
         let kind = match error.status() {
             Some(404) => ErrorKind::NotFound,
             Some(409) => ErrorKind::Conflict,
@@ -284,19 +287,19 @@ mod tests {
 
     #[test]
     fn statuses_map_to_kinds() {
-        let status = |status| tessera_transport::Error::Status {
+        let status = |status| tessera_client::Error::Status {
             status,
             code: "x".into(),
             message: "y".into(),
         };
-        assert!(Error::from(status(404)).is_not_found());
-        assert!(Error::from(status(409)).is_conflict());
-        assert!(Error::from(status(401)).is_unauthorized());
-        assert!(Error::from(status(403)).is_forbidden());
-        assert!(Error::from(status(422)).is_rule());
-        assert!(Error::from(status(400)).is_invalid());
-        assert!(Error::from(status(503)).is_server());
-        assert!(Error::from(tessera_transport::Error::Transport("down".into())).is_transport());
+        assert!(Error::from_client(status(404)).is_not_found());
+        assert!(Error::from_client(status(409)).is_conflict());
+        assert!(Error::from_client(status(401)).is_unauthorized());
+        assert!(Error::from_client(status(403)).is_forbidden());
+        assert!(Error::from_client(status(422)).is_rule());
+        assert!(Error::from_client(status(400)).is_invalid());
+        assert!(Error::from_client(status(503)).is_server());
+        assert!(Error::from_client(tessera_client::Error::Transport("down".into())).is_transport());
     }
 
     #[test]
@@ -309,7 +312,7 @@ mod tests {
 
     #[test]
     fn the_source_names_the_layer() {
-        let error = Error::from(tessera_transport::Error::Transport("refused".into()));
+        let error = Error::from_client(tessera_client::Error::Transport("refused".into()));
         let source = std::error::Error::source(&error).map(ToString::to_string);
         assert_eq!(source.as_deref(), Some("transport failed: refused"));
     }

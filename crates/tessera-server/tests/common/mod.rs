@@ -22,18 +22,19 @@ use hyper::{Method, Request};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Map, Value, json};
+use tessera_client::Client;
 use tessera_keys::{
     AccessControlKey, EntityType, ExchangeData, ExchangeSecret, FormatVersion, Owner, OwnerId,
     OwnerKeys, OwnerKind, Tofu, TrustPolicy, TrustedBundle,
 };
 use tessera_primitives::{RsaKeySize, RsaPrivateKey};
+use tessera_server::{Server, ServerConfig};
 use tessera_sharing::{
     AccessIndex, DecryptedEntity, DelegationTarget, EncryptedEntity, EncryptionManifest, EntityId,
     NewEntity, ParentLink, Permission, SecretId, SecretIdScope, Visibility, create,
 };
 use tessera_store::{MemoryStore, Store};
-use tessera_transport::wire::Format;
-use tessera_transport::{Client, Server, ServerConfig};
+use tessera_wire::Format;
 
 /// The administrator token of every test server.
 pub const ADMIN: &str = "admin-token-of-the-tests";
@@ -460,7 +461,7 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// The HTTP status of a failed client call.
 #[track_caller]
-pub fn status<T: std::fmt::Debug>(result: tessera_transport::Result<T>) -> u16 {
+pub fn status<T: std::fmt::Debug>(result: tessera_client::Result<T>) -> u16 {
     match result {
         Err(error) => error
             .status()
@@ -471,9 +472,9 @@ pub fn status<T: std::fmt::Debug>(result: tessera_transport::Result<T>) -> u16 {
 
 /// The HTTP status and the machine-readable code of a failed client call.
 #[track_caller]
-pub fn status_code<T: std::fmt::Debug>(result: tessera_transport::Result<T>) -> (u16, String) {
+pub fn status_code<T: std::fmt::Debug>(result: tessera_client::Result<T>) -> (u16, String) {
     match result {
-        Err(tessera_transport::Error::Status { status, code, .. }) => (status, code),
+        Err(tessera_client::Error::Status { status, code, .. }) => (status, code),
         other => panic!("expected an HTTP error status, got {other:?}"),
     }
 }

@@ -26,11 +26,11 @@ use hyper::body::Frame;
 use hyper::{Method, Request};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
+use tessera_client::Client;
 use tessera_primitives::stream::{ENCRYPTED_SEGMENT_LEN, HEADER_LEN, SEGMENT_LEN};
 use tessera_sharing::attachment::{attachment_opener, open_attachment, seal_attachment};
 use tessera_sharing::{AttachmentId, AttachmentRef, DecryptedEntity, EncryptedEntity, EntityId};
 use tessera_store::{RedbStore, Store};
-use tessera_transport::Client;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 

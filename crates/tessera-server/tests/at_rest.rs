@@ -21,7 +21,7 @@ use tessera_sharing::{
     decrypt, share,
 };
 use tessera_store::{RedbStore, Store};
-use tessera_transport::wire::{Format, RecoveryBody};
+use tessera_wire::{Format, RecoveryBody};
 
 use Who::{A, B, P};
 

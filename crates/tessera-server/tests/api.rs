@@ -29,9 +29,7 @@ use tessera_sharing::{
     AttachmentId, EntityId, ParentLink, Permission, SecretId, SecretIdScope, ShareRequest,
     SideMapEntry, Visibility, decrypt, revoke_and_rotate, share,
 };
-use tessera_transport::wire::{
-    ChallengeRequest, Format, LoginRequest, RecoveryBody, Revocation, Session,
-};
+use tessera_wire::{ChallengeRequest, Format, LoginRequest, RecoveryBody, Revocation, Session};
 
 use Permission::{Read, Write};
 use Visibility::Explicit;
@@ -143,8 +141,7 @@ async fn login_is_a_single_use_challenge_signed_by_a_stored_bundle() {
             .await
             .unwrap();
             assert_eq!(answer.status, 200, "{}", answer.text());
-            let challenge: tessera_transport::wire::Challenge =
-                json.decode(&answer.body, 1 << 20).unwrap();
+            let challenge: tessera_wire::Challenge = json.decode(&answer.body, 1 << 20).unwrap();
             challenge.challenge
         }
     };

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use tessera_transport::serve::{DEFAULT_DATA_DIR, ServeOptions, start};
+use tessera_server::serve::{DEFAULT_DATA_DIR, ServeOptions, start};
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use common::{TestServer, Who, note, status, ty};
 use serde_json::json;
+use tessera_client::Client;
 use tessera_sharing::EncryptedEntity;
 use tessera_store::{RedbStore, Store};
-use tessera_transport::Client;
 
 /// Concurrent client tasks.
 const TASKS: usize = 12;

@@ -1,5 +1,6 @@
-//! Wire types shared by the server and the client, and the two body encodings: bincode-1 (fast path,
-//! `application/x-bincode`) and JSON (`application/json`), chosen by `Content-Type` and `Accept`.
+#![doc = include_str!("../README.md")]
+// Wire types shared by the server and the client, and the two body encodings: bincode-1 (fast path,
+// `application/x-bincode`) and JSON (`application/json`), chosen by `Content-Type` and `Accept`.
 
 use bincode::Options;
 use serde::de::DeserializeOwned;
@@ -161,6 +162,16 @@ impl std::fmt::Debug for AccessKeys {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct AccessKeyBytes(#[serde(with = "fixed_bytes")] pub [u8; 16]);
+
+/// A record with the revision it was read at, as the server answers it (the same fields, in the same order, as
+/// the store's own `Versioned`, so the bytes on the wire are those the store's type would give).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Versioned<T> {
+    /// The revision of `value`.
+    pub rev: u64,
+    /// The record.
+    pub value: T,
+}
 
 /// Answer to a write: the revision now stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

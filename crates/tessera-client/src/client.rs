@@ -24,15 +24,15 @@ use tessera_keys::{
 use tessera_sharing::{
     AttachmentId, EncryptedEntity, EntityId, SearchTag, ShareRequest, SideMapEntry,
 };
-use tessera_store::Versioned;
 use tokio::io::{AsyncRead, ReadBuf};
 
-use crate::error::{Error, Result};
-use crate::wire::{
+use tessera_wire::{
     ACCESS_KEYS_HEADER, AccessKeyBytes, AccessKeys, BulkWritten, Challenge, ChallengeRequest,
     Entities, EntityUpdate, ErrorBody, Format, LoginRequest, OCTET_STREAM, RecoveryBody,
-    Revocation, RevokeBody, Session, ShareBody, Written,
+    Revocation, RevokeBody, Session, ShareBody, Versioned, Written,
 };
+
+use crate::error::{Error, Result};
 
 /// Access keys per header value, so that no header line grows past common limits.
 const KEYS_PER_HEADER: usize = 256;

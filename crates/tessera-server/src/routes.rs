@@ -22,17 +22,17 @@ use tessera_sharing::{
 use tessera_store::{RecoveryData, Store};
 use tracing::Instrument;
 
-use super::State;
-use super::auth::{MAX_KEYS_PER_SESSION, Registration, Requester};
-use super::http::{self, Resp};
+use crate::auth::{MAX_KEYS_PER_SESSION, Registration, Requester};
 use crate::error::ApiError;
-use crate::wire::{
+use crate::http::{self, Resp};
+use crate::server::State;
+use tessera_wire::{
     AccessKeys, BulkWritten, Challenge, ChallengeRequest, Entities, EntityUpdate, LoginRequest,
     OCTET_STREAM, RecoveryBody, RevokeBody, Session, ShareBody, Written,
 };
 
 /// The OpenAPI description of this API, committed beside the code and served as is.
-const OPENAPI: &str = include_str!("../../openapi.json");
+const OPENAPI: &str = include_str!("../openapi.json");
 
 /// Answers one request: routing, a timeout, a tracing span with ids and sizes only, and metrics.
 pub(crate) async fn handle(
@@ -90,7 +90,7 @@ async fn route(state: &Arc<State>, request: Request<Incoming>) -> Result<Resp, A
         )),
         (&Method::GET, ["v1", "openapi.json"]) => Ok(http::with_type(
             StatusCode::OK,
-            crate::wire::JSON,
+            tessera_wire::JSON,
             Bytes::from_static(OPENAPI.as_bytes()),
         )),
         (&Method::POST, ["v1", "auth", "challenge"]) => challenge(state, request).await,
@@ -360,7 +360,7 @@ async fn register_access_keys(
     tracing::debug!(count, "access keys registered");
     Ok(http::with_type(
         StatusCode::NO_CONTENT,
-        crate::wire::JSON,
+        tessera_wire::JSON,
         Bytes::new(),
     ))
 }
@@ -589,7 +589,7 @@ async fn put_key_bag_entry(
     blocking(state, move |store| Ok(store.put_key_bag_entry(&entry)?)).await?;
     Ok(http::with_type(
         StatusCode::NO_CONTENT,
-        crate::wire::JSON,
+        tessera_wire::JSON,
         Bytes::new(),
     ))
 }
@@ -603,7 +603,7 @@ async fn put_side_map(state: &Arc<State>, request: Request<Incoming>) -> Result<
     blocking(state, move |store| Ok(store.put_side_map_entry(&entry)?)).await?;
     Ok(http::with_type(
         StatusCode::NO_CONTENT,
-        crate::wire::JSON,
+        tessera_wire::JSON,
         Bytes::new(),
     ))
 }
@@ -737,7 +737,7 @@ async fn delete_entity(
     blocking(state, move |store| Ok(store.delete_entity(id, rev)?)).await?;
     Ok(http::with_type(
         StatusCode::NO_CONTENT,
-        crate::wire::JSON,
+        tessera_wire::JSON,
         Bytes::new(),
     ))
 }
@@ -1336,7 +1336,7 @@ async fn put_recovery(
     blocking(state, move |store| Ok(store.put_recovery_data(&data)?)).await?;
     Ok(http::with_type(
         StatusCode::NO_CONTENT,
-        crate::wire::JSON,
+        tessera_wire::JSON,
         Bytes::new(),
     ))
 }

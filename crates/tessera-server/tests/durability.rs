@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use common::{ADMIN, Who, note, ty, world};
+use tessera_client::Client;
+use tessera_server::serve::ADMIN_TOKEN_ENV;
 use tessera_sharing::EntityId;
-use tessera_transport::Client;
-use tessera_transport::serve::ADMIN_TOKEN_ENV;
 
 /// Creates acknowledged before the kill.
 const WANTED_ACKS: usize = 40;

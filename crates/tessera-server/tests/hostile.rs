@@ -16,14 +16,12 @@ use common::{
 };
 use hyper::Method;
 use serde_json::json;
+use tessera_client::Client;
 use tessera_keys::AccessControlKey;
 use tessera_sharing::attachment::seal_attachment;
 use tessera_sharing::{EncryptedEntity, Permission, ShareRequest, Visibility, decrypt, share};
 use tessera_store::MemoryStore;
-use tessera_transport::Client;
-use tessera_transport::wire::{
-    ACCESS_KEYS_HEADER, BINCODE, Entities, EntityUpdate, Format, JSON, Revocation,
-};
+use tessera_wire::{ACCESS_KEYS_HEADER, BINCODE, Entities, EntityUpdate, Format, JSON, Revocation};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use Permission::{Read, Write};
@@ -55,7 +53,7 @@ fn assert_error(answer: &RawAnswer, status: u16, code: &str) {
 
 /// Asserts a 422 rule violation.
 #[track_caller]
-fn rule<T: std::fmt::Debug>(result: tessera_transport::Result<T>) {
+fn rule<T: std::fmt::Debug>(result: tessera_client::Result<T>) {
     let (status, code) = status_code(result);
     assert_eq!((status, code.as_str()), (422, "rule_violation"));
 }
@@ -406,7 +404,7 @@ async fn ten_thousand_access_keys_in_headers_are_refused_and_change_nothing() {
         headers.push((ACCESS_KEYS_HEADER, line));
     }
     let body = Format::Json
-        .encode(&tessera_transport::wire::RevokeBody {
+        .encode(&tessera_wire::RevokeBody {
             revocations: revoke_b.to_vec(),
         })
         .unwrap();

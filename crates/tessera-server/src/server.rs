@@ -1,11 +1,5 @@
 //! The HTTP server: connection handling (HTTP/1.1 and HTTP/2), sessions, limits, and graceful shutdown.
 
-mod auth;
-mod commit;
-mod http;
-mod metrics;
-mod routes;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +12,10 @@ use tessera_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub(crate) use self::auth::Sessions;
-pub(crate) use self::commit::Committer;
-pub(crate) use self::metrics::Metrics;
+use crate::auth::Sessions;
+use crate::commit::Committer;
+use crate::metrics::Metrics;
+use crate::routes;
 
 /// Limits the server enforces; each answers a clear 4xx and changes nothing.
 #[derive(Clone, Debug)]
