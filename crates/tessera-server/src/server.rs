@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use crate::auth::Sessions;
 use crate::commit::Committer;
 use crate::metrics::Metrics;
-use crate::routes;
+use crate::routes::{self, Uploads};
 
 /// Limits the server enforces; each answers a clear 4xx and changes nothing.
 #[derive(Clone, Debug)]
@@ -88,6 +88,8 @@ pub(crate) struct State {
     pub(crate) sessions: Sessions,
     pub(crate) metrics: Metrics,
     pub(crate) limits: Limits,
+    /// Attachments with an upload in progress.
+    pub(crate) uploads: Uploads,
     admin_token_hash: [u8; 32],
 }
 
@@ -124,6 +126,7 @@ impl Server {
             metrics: Metrics::default(),
             admin_token_hash: tessera_primitives::sha256(config.admin_token.as_bytes()),
             limits: config.limits,
+            uploads: Uploads::default(),
         });
         let (shutdown, signal) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, state, signal));
