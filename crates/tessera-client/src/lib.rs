@@ -1,9 +1,11 @@
 #![doc = include_str!("../README.md")]
 
+mod body;
 mod client;
 mod error;
 
-pub use crate::client::{AttachmentReader, Client};
+pub use crate::body::AttachmentReader;
+pub use crate::client::Client;
 pub use crate::error::{Error, Result};
 pub use tessera_wire::Format;
 
