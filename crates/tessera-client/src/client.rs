@@ -26,7 +26,7 @@ use tokio::io::AsyncRead;
 
 use tessera_wire::{
     ACCESS_KEYS_HEADER, AccessKeyBytes, AccessKeys, BulkWritten, Challenge, ChallengeRequest,
-    Entities, EntityUpdate, ErrorBody, Format, LoginRequest, OCTET_STREAM, RecoveryBody,
+    Entities, EntityUpdate, ErrorBody, ErrorCode, Format, LoginRequest, OCTET_STREAM, RecoveryBody,
     Revocation, RevokeBody, Session, ShareBody, Versioned, Written,
 };
 
@@ -708,9 +708,7 @@ async fn successful(response: Response<Incoming>) -> Result<Response<Incoming>> 
     let body: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
     Err(Error::Status {
         status: status.as_u16(),
-        code: body
-            .as_ref()
-            .map_or_else(|| "unknown".to_owned(), |b| b.error.clone()),
+        code: body.as_ref().map_or(ErrorCode::Unknown, |b| b.error),
         message: body.map_or_else(
             || String::from_utf8_lossy(&bytes).into_owned(),
             |b| b.message,

@@ -1,4 +1,7 @@
 //! Errors of the client: a status the server answered (with its machine-readable code), or a transport failure.
+//! No hyper type appears in them: failures below HTTP are kept as messages.
+
+use tessera_wire::ErrorCode;
 
 /// What the client reports. Statuses from the server keep their machine-readable code and message.
 #[derive(Debug, thiserror::Error)]
@@ -9,8 +12,8 @@ pub enum Error {
     Status {
         /// The HTTP status.
         status: u16,
-        /// The stable error code of the body.
-        code: String,
+        /// The stable error code of the body ([`ErrorCode::Unknown`] if the answer had no Tessera error body).
+        code: ErrorCode,
         /// The server's message.
         message: String,
     },
@@ -34,19 +37,42 @@ impl Error {
         }
     }
 
-    /// Whether the server said the record does not exist or is not visible to this owner.
-    pub fn is_not_found(&self) -> bool {
-        self.status() == Some(404)
+    /// The error code, if the server answered with an error status.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Self::Status { code, .. } => Some(*code),
+            _ => None,
+        }
     }
 
-    /// Whether the server refused a stale revision.
+    /// Whether the server said the record does not exist or is not visible to this owner (or that there is no
+    /// such route).
+    pub fn is_not_found(&self) -> bool {
+        self.is(&[ErrorCode::NotFound, ErrorCode::NoRoute], 404)
+    }
+
+    /// Whether the server refused a stale revision, an existing id, or a second upload of one attachment.
     pub fn is_conflict(&self) -> bool {
-        self.status() == Some(409)
+        self.is(&[ErrorCode::Conflict, ErrorCode::UploadInProgress], 409)
     }
 
     /// Whether the session is missing, forged or expired.
     pub fn is_unauthorized(&self) -> bool {
-        self.status() == Some(401)
+        self.is(&[ErrorCode::Unauthorized], 401)
+    }
+
+    /// Whether the code is one of `codes`; for an answer without a Tessera error body (a proxy's, say), whether
+    /// the status is `status`, the one those codes have.
+    fn is(&self, codes: &[ErrorCode], status: u16) -> bool {
+        match self {
+            Self::Status {
+                code: ErrorCode::Unknown,
+                status: answered,
+                ..
+            } => *answered == status,
+            Self::Status { code, .. } => codes.contains(code),
+            _ => false,
+        }
     }
 }
 

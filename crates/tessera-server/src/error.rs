@@ -1,51 +1,50 @@
-//! Errors of the server, and the one mapping from layer failures to HTTP statuses.
+//! Errors of the server: the one mapping from layer failures to wire error codes, and from codes to HTTP statuses.
 
 use hyper::StatusCode;
+use tessera_wire::ErrorCode;
 
-/// A failure inside the server, with the status it answers.
+/// A failure inside the server: the code it answers (which gives the status) and a message.
 #[derive(Debug)]
 pub(crate) struct ApiError {
-    pub(crate) status: StatusCode,
-    pub(crate) code: &'static str,
+    pub(crate) code: ErrorCode,
     pub(crate) message: String,
 }
 
 impl ApiError {
-    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
         }
     }
 
+    /// The HTTP status of the answer: the one [`ErrorCode::status`] documents for the code.
+    pub(crate) fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        Self::new(ErrorCode::BadRequest, message)
     }
 
     /// A record that does not exist or that the requester may not see: the same answer, so there is no existence oracle.
     pub(crate) fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "no such record")
+        Self::new(ErrorCode::NotFound, "no such record")
     }
 
     pub(crate) fn unauthorized() -> Self {
         Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "missing, invalid or expired session",
         )
     }
 
     pub(crate) fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        Self::new(ErrorCode::Forbidden, message)
     }
 
     pub(crate) fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error",
-        )
+        Self::new(ErrorCode::Internal, "internal error")
     }
 }
 
@@ -54,7 +53,7 @@ impl From<tessera_store::Error> for ApiError {
     fn from(error: tessera_store::Error) -> Self {
         match error {
             tessera_store::Error::Conflict { .. } => {
-                Self::new(StatusCode::CONFLICT, "conflict", error.to_string())
+                Self::new(ErrorCode::Conflict, error.to_string())
             }
             tessera_store::Error::NotFound(_) => Self::not_found(),
             other => {
@@ -68,16 +67,12 @@ impl From<tessera_store::Error> for ApiError {
 impl From<tessera_sharing::Error> for ApiError {
     fn from(error: tessera_sharing::Error) -> Self {
         match error {
-            tessera_sharing::Error::Rule(rule) => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "rule_violation",
-                rule.to_string(),
-            ),
-            tessera_sharing::Error::Crypto => Self::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_signature",
-                "verification failed",
-            ),
+            tessera_sharing::Error::Rule(rule) => {
+                Self::new(ErrorCode::RuleViolation, rule.to_string())
+            }
+            tessera_sharing::Error::Crypto => {
+                Self::new(ErrorCode::InvalidSignature, "verification failed")
+            }
             other => Self::bad_request(other.to_string()),
         }
     }
@@ -86,11 +81,9 @@ impl From<tessera_sharing::Error> for ApiError {
 impl From<tessera_keys::Error> for ApiError {
     fn from(error: tessera_keys::Error) -> Self {
         match error {
-            tessera_keys::Error::Crypto => Self::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_signature",
-                "verification failed",
-            ),
+            tessera_keys::Error::Crypto => {
+                Self::new(ErrorCode::InvalidSignature, "verification failed")
+            }
             other => Self::bad_request(other.to_string()),
         }
     }

@@ -16,6 +16,7 @@ use tessera_keys::AccessControlKey;
 use tokio::sync::mpsc;
 
 use crate::error::ApiError;
+use tessera_wire::ErrorCode;
 use tessera_wire::{ACCESS_KEYS_HEADER, ErrorBody, Format, JSON};
 
 /// The body of every answer: whole ([`full`]) for most, streamed ([`channel`]) for attachments.
@@ -104,8 +105,7 @@ pub(crate) async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Api
 /// 413: a body over `limit` bytes.
 pub(crate) fn too_large(limit: usize) -> ApiError {
     ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
+        ErrorCode::PayloadTooLarge,
         format!("the body exceeds the limit of {limit} bytes"),
     )
 }
@@ -124,8 +124,7 @@ pub(crate) fn decode<T: DeserializeOwned>(
             .and_then(Format::from_media_type)
             .ok_or_else(|| {
                 ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
+                    ErrorCode::UnsupportedMediaType,
                     "send application/json or application/x-bincode",
                 )
             })?,
@@ -172,12 +171,13 @@ pub(crate) fn with_type(status: StatusCode, media_type: &'static str, body: Byte
 
 /// An error answer, always JSON.
 pub(crate) fn error(error: ApiError) -> Resp {
+    let status = error.status();
     let body = ErrorBody {
-        error: error.code.to_owned(),
+        error: error.code,
         message: error.message,
     };
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
-    with_type(error.status, JSON, Bytes::from(bytes))
+    with_type(status, JSON, Bytes::from(bytes))
 }
 
 /// The bearer token of the request, if any.
@@ -226,8 +226,7 @@ pub(crate) fn access_keys(
 
 pub(crate) fn too_many_keys(max: usize) -> ApiError {
     ApiError::new(
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-        "too_many_access_keys",
+        ErrorCode::TooManyAccessKeys,
         format!("at most {max} access keys per request; register them once per session instead"),
     )
 }

@@ -1045,3 +1045,22 @@ async fn health_metrics_and_the_openapi_description() {
     assert!(count("4xx") >= 1, "{text}");
     server.shutdown().await;
 }
+
+/// The error codes the OpenAPI description lists are exactly those the server sends, in the same spelling.
+#[test]
+fn the_openapi_description_lists_every_error_code() {
+    let description: serde_json::Value =
+        serde_json::from_str(include_str!("../openapi.json")).unwrap();
+    let listed: Vec<&str> =
+        description["components"]["schemas"]["ErrorBody"]["properties"]["error"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|code| code.as_str().unwrap())
+            .collect();
+    let sent: Vec<&str> = tessera_wire::ErrorCode::ALL
+        .iter()
+        .map(|code| code.as_str())
+        .collect();
+    assert_eq!(listed, sent);
+}

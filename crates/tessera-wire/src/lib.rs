@@ -82,14 +82,128 @@ fn bincode_options(limit: u64) -> impl Options {
         .reject_trailing_bytes()
 }
 
-/// An error body: a stable machine-readable code and a human message (never a secret).
+/// An error body: a stable machine-readable code and a human message (never a secret). Always JSON, whatever
+/// the request's `Accept`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorBody {
-    /// Stable code, e.g. `"not_found"`, `"conflict"`, `"rule_violation"`.
-    pub error: String,
+    /// The stable code, e.g. `"not_found"`, `"conflict"`, `"rule_violation"`.
+    pub error: ErrorCode,
     /// What went wrong.
     pub message: String,
+}
+
+/// The stable, machine-readable code of an error answer (the `error` field of [`ErrorBody`]), serialized as the
+/// snake-case strings below. Each code has one HTTP status; clients branch on the code, not the status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// 400: the request is malformed (a body, a path, a query, a header).
+    BadRequest,
+    /// 400: a signature does not verify against the stored key bundle.
+    InvalidSignature,
+    /// 401: the session is missing, forged or expired, or the login failed.
+    Unauthorized,
+    /// 403: the requester may see the record but not do this to it.
+    Forbidden,
+    /// 404: the record does not exist or the requester may not see it (one answer for both).
+    NotFound,
+    /// 404: no route for this method and path.
+    NoRoute,
+    /// 408: the request took longer than the server's limit.
+    Timeout,
+    /// 409: a stale revision, or a create of an id that exists.
+    Conflict,
+    /// 409: another upload of the same attachment is in progress.
+    UploadInProgress,
+    /// 413: the body exceeds the server's limit.
+    PayloadTooLarge,
+    /// 415: the body is neither JSON nor bincode.
+    UnsupportedMediaType,
+    /// 416: the requested range is past the end of the stream.
+    RangeNotSatisfiable,
+    /// 422: a sharing rule (DESIGN.md §6) rejects the write; nothing was stored.
+    RuleViolation,
+    /// 429: too many logins in progress.
+    TooManyChallenges,
+    /// 431: more access-control keys than the server takes in one request or session.
+    TooManyAccessKeys,
+    /// 500: the server failed.
+    Internal,
+    /// A code this version does not know (a newer server), or an answer without an error body (a proxy's).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// Every code a server sends, for documentation and tests ([`ErrorCode::Unknown`] is never sent).
+    pub const ALL: [Self; 16] = [
+        Self::BadRequest,
+        Self::InvalidSignature,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::NoRoute,
+        Self::Timeout,
+        Self::Conflict,
+        Self::UploadInProgress,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::RangeNotSatisfiable,
+        Self::RuleViolation,
+        Self::TooManyChallenges,
+        Self::TooManyAccessKeys,
+        Self::Internal,
+    ];
+
+    /// The HTTP status a server answers with this code (500 for [`ErrorCode::Unknown`], which it never sends).
+    pub fn status(self) -> u16 {
+        match self {
+            Self::BadRequest | Self::InvalidSignature => 400,
+            Self::Unauthorized => 401,
+            Self::Forbidden => 403,
+            Self::NotFound | Self::NoRoute => 404,
+            Self::Timeout => 408,
+            Self::Conflict | Self::UploadInProgress => 409,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::RangeNotSatisfiable => 416,
+            Self::RuleViolation => 422,
+            Self::TooManyChallenges => 429,
+            Self::TooManyAccessKeys => 431,
+            Self::Internal | Self::Unknown => 500,
+        }
+    }
+
+    /// The code as it appears on the wire, e.g. `"not_found"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::InvalidSignature => "invalid_signature",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::NoRoute => "no_route",
+            Self::Timeout => "timeout",
+            Self::Conflict => "conflict",
+            Self::UploadInProgress => "upload_in_progress",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::RangeNotSatisfiable => "range_not_satisfiable",
+            Self::RuleViolation => "rule_violation",
+            Self::TooManyChallenges => "too_many_challenges",
+            Self::TooManyAccessKeys => "too_many_access_keys",
+            Self::Internal => "internal",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Asks for a login challenge.
@@ -242,4 +356,30 @@ pub struct RecoveryBody {
     pub sealed: Vec<u8>,
     /// Expiry, in seconds since the Unix epoch.
     pub expires: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_are_the_snake_case_strings() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), code);
+            assert!((400..600).contains(&code.status()), "{code}");
+        }
+        let body = ErrorBody {
+            error: ErrorCode::NotFound,
+            message: "no such record".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&body).unwrap(),
+            r#"{"error":"not_found","message":"no such record"}"#
+        );
+        let newer: ErrorBody =
+            serde_json::from_str(r#"{"error":"from_the_future","message":"m"}"#).unwrap();
+        assert_eq!(newer.error, ErrorCode::Unknown);
+    }
 }

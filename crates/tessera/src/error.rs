@@ -210,16 +210,36 @@ impl Error {
     /// error as the source (a boxed `dyn Error`, so that no transport type is part of this crate's API).
     /// Deliberately not a public `From` impl, for the same reason.
     pub(crate) fn from_client(error: tessera_client::Error) -> Self {
-        let kind = match error.status() {
-            Some(404) => ErrorKind::NotFound,
-            Some(409) => ErrorKind::Conflict,
-            Some(401) => ErrorKind::Unauthorized,
-            Some(403) => ErrorKind::Forbidden,
-            Some(422) => ErrorKind::Rule,
-            Some(408) => ErrorKind::Transport,
-            Some(status) if status >= 500 => ErrorKind::Server,
-            Some(_) => ErrorKind::Invalid,
+        use tessera_wire::ErrorCode as C;
+        let kind = match error.code() {
             None => ErrorKind::Transport,
+            Some(C::NotFound | C::NoRoute) => ErrorKind::NotFound,
+            Some(C::Conflict | C::UploadInProgress) => ErrorKind::Conflict,
+            Some(C::Unauthorized) => ErrorKind::Unauthorized,
+            Some(C::Forbidden) => ErrorKind::Forbidden,
+            Some(C::RuleViolation) => ErrorKind::Rule,
+            Some(C::Timeout) => ErrorKind::Transport,
+            Some(C::Internal) => ErrorKind::Server,
+            Some(
+                C::BadRequest
+                | C::InvalidSignature
+                | C::PayloadTooLarge
+                | C::UnsupportedMediaType
+                | C::RangeNotSatisfiable
+                | C::TooManyChallenges
+                | C::TooManyAccessKeys,
+            ) => ErrorKind::Invalid,
+            // An answer without a Tessera error body (a proxy's), or a code newer than this crate: by status.
+            Some(_) => match error.status() {
+                Some(404) => ErrorKind::NotFound,
+                Some(409) => ErrorKind::Conflict,
+                Some(401) => ErrorKind::Unauthorized,
+                Some(403) => ErrorKind::Forbidden,
+                Some(422) => ErrorKind::Rule,
+                Some(408) => ErrorKind::Transport,
+                Some(status) if status >= 500 => ErrorKind::Server,
+                _ => ErrorKind::Invalid,
+            },
         };
         Self::from_source(kind, error)
     }
@@ -289,7 +309,7 @@ mod tests {
     fn statuses_map_to_kinds() {
         let status = |status| tessera_client::Error::Status {
             status,
-            code: "x".into(),
+            code: tessera_wire::ErrorCode::Unknown,
             message: "y".into(),
         };
         assert!(Error::from_client(status(404)).is_not_found());
@@ -300,6 +320,26 @@ mod tests {
         assert!(Error::from_client(status(400)).is_invalid());
         assert!(Error::from_client(status(503)).is_server());
         assert!(Error::from_client(tessera_client::Error::Transport("down".into())).is_transport());
+    }
+
+    #[test]
+    fn codes_map_to_kinds() {
+        use tessera_wire::ErrorCode as C;
+        let kind = |code: C| {
+            Error::from_client(tessera_client::Error::Status {
+                status: code.status(),
+                code,
+                message: "y".into(),
+            })
+            .kind()
+        };
+        assert_eq!(kind(C::NotFound), ErrorKind::NotFound);
+        assert_eq!(kind(C::NoRoute), ErrorKind::NotFound);
+        assert_eq!(kind(C::UploadInProgress), ErrorKind::Conflict);
+        assert_eq!(kind(C::RuleViolation), ErrorKind::Rule);
+        assert_eq!(kind(C::InvalidSignature), ErrorKind::Invalid);
+        assert_eq!(kind(C::Timeout), ErrorKind::Transport);
+        assert_eq!(kind(C::Internal), ErrorKind::Server);
     }
 
     #[test]

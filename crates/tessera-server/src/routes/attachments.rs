@@ -18,6 +18,7 @@ use super::{blocking, load_visible, requester, writable};
 use crate::error::ApiError;
 use crate::http::{self, Resp};
 use crate::server::State;
+use tessera_wire::ErrorCode;
 
 /// How much of an attachment is held in memory at once: an upload is written to the store in batches of about this
 /// many bytes, a download read from it in pieces of this many bytes.
@@ -47,8 +48,7 @@ impl Claim {
         let mut set = uploads.0.lock().unwrap_or_else(PoisonError::into_inner);
         if !set.insert((id, attachment)) {
             return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "upload_in_progress",
+                ErrorCode::UploadInProgress,
                 "another upload of this attachment is in progress",
             ));
         }
@@ -297,8 +297,7 @@ pub(super) async fn receive_attachment(
     }
     if referenced_len(&entity, attachment).ok() != Some(received) {
         return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
+            ErrorCode::Conflict,
             "the entity's reference to the attachment changed during the upload",
         ));
     }
@@ -329,8 +328,7 @@ pub(super) async fn get_attachment(
     let partial = range.is_some();
     let unsatisfiable = |total: u64| {
         ApiError::new(
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            "range_not_satisfiable",
+            ErrorCode::RangeNotSatisfiable,
             format!("the stream has {total} bytes"),
         )
     };

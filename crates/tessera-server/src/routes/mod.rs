@@ -27,6 +27,7 @@ use crate::auth::Requester;
 use crate::error::ApiError;
 use crate::http::{self, Resp};
 use crate::server::State;
+use tessera_wire::ErrorCode;
 
 pub(crate) use self::attachments::Uploads;
 
@@ -50,8 +51,7 @@ pub(crate) async fn handle(
         Ok(Ok(response)) => response,
         Ok(Err(error)) => http::error(error),
         Err(_) => http::error(ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "timeout",
+            ErrorCode::Timeout,
             "the request took too long",
         )),
     };
@@ -160,8 +160,7 @@ async fn route(state: &Arc<State>, request: Request<Incoming>) -> Result<Resp, A
             .await
         }
         _ => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no_route",
+            ErrorCode::NoRoute,
             format!("no route for {method} {path}"),
         )),
     }
@@ -276,11 +275,9 @@ async fn load_visible(
 /// who may not see the record how often it changed.
 fn hide_revision(error: tessera_store::Error) -> ApiError {
     match error {
-        tessera_store::Error::Conflict { .. } => ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            "a record with this id already exists",
-        ),
+        tessera_store::Error::Conflict { .. } => {
+            ApiError::new(ErrorCode::Conflict, "a record with this id already exists")
+        }
         other => other.into(),
     }
 }

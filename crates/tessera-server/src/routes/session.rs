@@ -12,6 +12,7 @@ use crate::auth::{MAX_KEYS_PER_SESSION, Registration};
 use crate::error::ApiError;
 use crate::http::{self, Resp};
 use crate::server::State;
+use tessera_wire::ErrorCode;
 
 pub(super) async fn challenge(
     state: &Arc<State>,
@@ -22,8 +23,7 @@ pub(super) async fn challenge(
     // A challenge is issued whether or not the owner exists, so that this endpoint reveals nothing.
     let challenge = state.sessions.challenge(ask.owner).ok_or_else(|| {
         ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_challenges",
+            ErrorCode::TooManyChallenges,
             "too many logins in progress; retry in a minute",
         )
     })?;

@@ -474,7 +474,7 @@ pub fn status<T: std::fmt::Debug>(result: tessera_client::Result<T>) -> u16 {
 #[track_caller]
 pub fn status_code<T: std::fmt::Debug>(result: tessera_client::Result<T>) -> (u16, String) {
     match result {
-        Err(tessera_client::Error::Status { status, code, .. }) => (status, code),
+        Err(tessera_client::Error::Status { status, code, .. }) => (status, code.to_string()),
         other => panic!("expected an HTTP error status, got {other:?}"),
     }
 }
