@@ -1064,3 +1064,31 @@ fn the_openapi_description_lists_every_error_code() {
         .collect();
     assert_eq!(listed, sent);
 }
+
+/// A bulk share answers the entities in request order, as `BulkWritten` says, not in the order of their ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_share_answers_in_request_order() {
+    let w = world();
+    let server = TestServer::memory().await;
+    server.register_world().await;
+    let a = server.login(A).await;
+    a.register_access_keys(&w.access_keys(A, &ty("Note")))
+        .await
+        .unwrap();
+    let mut notes = Vec::new();
+    for _ in 0..4 {
+        let (entity, opened) = note(A);
+        a.create_entity(&entity).await.unwrap();
+        notes.push((a.entity(entity.id).await.unwrap(), opened));
+    }
+    // Descending ids: the reverse of the order a map by id would give.
+    notes.sort_by_key(|(entity, _)| std::cmp::Reverse(entity.id));
+    let mut entries = Vec::new();
+    for (stored, opened) in &notes {
+        entries.extend(share(stored, opened, &[w.target(A, B, Explicit, Read)]).unwrap());
+    }
+    let written = a.share(&ShareRequest::new(entries)).await.unwrap();
+    let expected: Vec<(EntityId, u64)> = notes.iter().map(|(e, _)| (e.id, e.rev + 1)).collect();
+    assert_eq!(written.written, expected);
+    server.shutdown().await;
+}

@@ -1,7 +1,7 @@
 //! Entities: bulk create (group-committed), point reads, updates and rotations, deletes, bulk share and revoke,
 //! and queries by search tag or delegation key.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -129,11 +129,13 @@ pub(super) async fn delete_entity(
 }
 
 /// Loads every entity a bulk request names (each visible to the requester), changes them, and stores them in one
-/// commit naming the revisions read, so that a concurrent write makes the whole request a conflict.
+/// commit naming the revisions read, so that a concurrent write makes the whole request a conflict. The answer
+/// lists the entities in the order of `by_entity`, which is the request's ([`group_in_request_order`]), as
+/// [`BulkWritten`] promises.
 pub(super) async fn bulk_change<K, F>(
     state: &Arc<State>,
     requester: &Requester,
-    by_entity: BTreeMap<EntityId, K>,
+    by_entity: Vec<(EntityId, K)>,
     mut change: F,
 ) -> Result<BulkWritten, ApiError>
 where
@@ -166,10 +168,12 @@ pub(super) async fn share(
     let requester = requester(state, &request)?;
     let accept = http::accepted(request.headers());
     let ShareBody { request: share } = body(state, request).await?;
-    let mut by_entity: BTreeMap<EntityId, Vec<tessera_sharing::ShareEntry>> = BTreeMap::new();
-    for entry in share.entries {
-        by_entity.entry(entry.entity_id).or_default().push(entry);
-    }
+    let by_entity = group_in_request_order(
+        share
+            .entries
+            .into_iter()
+            .map(|entry| (entry.entity_id, entry)),
+    );
     let written = bulk_change(state, &requester, by_entity, |entity, entries| {
         Ok(rules::apply_share(entity, &entries, |key| {
             requester.holds(key)
@@ -186,13 +190,11 @@ pub(super) async fn revoke(
     let requester = requester(state, &request)?;
     let accept = http::accepted(request.headers());
     let RevokeBody { revocations } = body(state, request).await?;
-    let mut by_entity: BTreeMap<EntityId, Vec<DelegationKey>> = BTreeMap::new();
-    for revocation in revocations {
-        by_entity
-            .entry(revocation.entity_id)
-            .or_default()
-            .push(revocation.delegation_key);
-    }
+    let by_entity = group_in_request_order(
+        revocations
+            .into_iter()
+            .map(|revocation| (revocation.entity_id, revocation.delegation_key)),
+    );
     let written = bulk_change(state, &requester, by_entity, |entity, keys| {
         for key in keys {
             rules::apply_revoke(entity, &key, |held| requester.holds(held))?;
@@ -242,4 +244,41 @@ pub(super) async fn query_entities(
         .filter(|e| visible(e, &requester))
         .collect();
     Ok(respond(request, StatusCode::OK, &Entities { entities }))
+}
+
+/// The items of a bulk request grouped by entity, the entities in the order they first appear in the request.
+fn group_in_request_order<T>(
+    items: impl IntoIterator<Item = (EntityId, T)>,
+) -> Vec<(EntityId, Vec<T>)> {
+    let mut groups: Vec<(EntityId, Vec<T>)> = Vec::new();
+    let mut position: HashMap<EntityId, usize> = HashMap::new();
+    for (id, item) in items {
+        match position.get(&id).and_then(|&index| groups.get_mut(index)) {
+            Some((_, group)) => group.push(item),
+            None => {
+                position.insert(id, groups.len());
+                groups.push((id, vec![item]));
+            }
+        }
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_keep_the_request_order() {
+        let ids: Vec<EntityId> = (0..3).map(|_| EntityId::generate().unwrap()).collect();
+        let mut order = ids.clone();
+        order.sort();
+        order.reverse();
+        let (high, mid, low) = (order[0], order[1], order[2]);
+        let grouped = group_in_request_order([(high, 1), (low, 2), (high, 3), (mid, 4)]);
+        assert_eq!(
+            grouped,
+            vec![(high, vec![1, 3]), (low, vec![2]), (mid, vec![4])]
+        );
+    }
 }
