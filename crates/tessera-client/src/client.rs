@@ -25,9 +25,9 @@ use tessera_sharing::{
 use tokio::io::AsyncRead;
 
 use tessera_wire::{
-    ACCESS_KEYS_HEADER, AccessKeyBytes, AccessKeys, BulkWritten, Challenge, ChallengeRequest,
-    Entities, EntityUpdate, ErrorBody, ErrorCode, Format, LoginRequest, OCTET_STREAM, RecoveryBody,
-    Revocation, RevokeBody, Session, ShareBody, Versioned, Written,
+    ACCESS_KEYS_HEADER, AccessKeyBytes, AccessKeys, BearerToken, BulkWritten, Challenge,
+    ChallengeRequest, Entities, EntityUpdate, ErrorBody, ErrorCode, Format, LoginRequest,
+    OCTET_STREAM, RecoveryBody, Revocation, RevokeBody, Session, ShareBody, Versioned, Written,
 };
 
 use crate::body::{AttachmentReader, ReaderBody};
@@ -47,7 +47,7 @@ pub struct Client {
     base: String,
     http: HyperClient<HttpConnector, RequestBody>,
     format: Format,
-    token: Option<String>,
+    token: Option<BearerToken>,
     access_headers: Vec<String>,
 }
 
@@ -86,7 +86,7 @@ impl Client {
 
     /// Uses an existing session token.
     pub fn set_token(&mut self, token: impl Into<String>) {
-        self.token = Some(token.into());
+        self.token = Some(BearerToken::new(token.into()));
     }
 
     /// Sends these access-control keys with every later request (in addition to those registered in the session).
@@ -652,7 +652,7 @@ impl Client {
             builder = builder.header(CONTENT_TYPE, self.format.media_type());
         }
         if let Some(token) = &self.token {
-            builder = builder.header(AUTHORIZATION, format!("Bearer {token}"));
+            builder = builder.header(AUTHORIZATION, format!("Bearer {}", token.expose_secret()));
         }
         for value in &self.access_headers {
             builder = builder.header(ACCESS_KEYS_HEADER, value);

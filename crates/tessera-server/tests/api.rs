@@ -189,7 +189,7 @@ async fn login_is_a_single_use_challenge_signed_by_a_stored_bundle() {
     let answer = get_with_token(
         &server.base,
         &format!("/v1/entities/{entity}"),
-        &session.token,
+        session.token.expose_secret(),
     )
     .await;
     assert_eq!(answer.status, 404, "{}", answer.text());
@@ -458,7 +458,7 @@ async fn the_children_of_a_patient_are_found_by_search_tag() {
         let answer = get_with_token(
             &server.base,
             &format!("/v1/entities{query}"),
-            &session.token,
+            session.token.expose_secret(),
         )
         .await;
         assert_eq!(answer.status, 400, "{query}: {}", answer.text());
@@ -565,7 +565,10 @@ async fn attachments_are_uploaded_whole_and_read_by_segment() {
         &server.base,
         Method::GET,
         &format!("/v1/entities/{id}/attachments/{aid}"),
-        &[bearer(&session.token), ("range", "bytes=100-199".into())],
+        &[
+            bearer(session.token.expose_secret()),
+            ("range", "bytes=100-199".into()),
+        ],
         vec![],
     )
     .await
@@ -581,7 +584,7 @@ async fn attachments_are_uploaded_whole_and_read_by_segment() {
         Method::GET,
         &format!("/v1/entities/{id}/attachments/{aid}"),
         &[
-            bearer(&session.token),
+            bearer(session.token.expose_secret()),
             ("range", format!("bytes={}-", total - 10)),
         ],
         vec![],
@@ -602,7 +605,10 @@ async fn attachments_are_uploaded_whole_and_read_by_segment() {
             &server.base,
             Method::GET,
             &format!("/v1/entities/{id}/attachments/{aid}"),
-            &[bearer(&session.token), ("range", range.into())],
+            &[
+                bearer(session.token.expose_secret()),
+                ("range", range.into()),
+            ],
             vec![],
         )
         .await

@@ -93,7 +93,7 @@ async fn token(server: &TestServer) -> String {
         .register_access_keys(&world().access_keys(A, &ty("Note")))
         .await
         .unwrap();
-    session.token
+    session.token.expose_secret().to_owned()
 }
 
 /// A request body without a declared length (so sent chunked), fed piece by piece through a channel; it ends when

@@ -87,16 +87,22 @@ async fn missing_forged_and_malformed_tokens_are_401() {
     let session = client.login(world().keys(A)).await.unwrap();
 
     let forged = "ab".repeat(32);
-    let mut tampered = session.token.clone();
+    let mut tampered = session.token.expose_secret().to_owned();
     let last = tampered.pop().unwrap();
     tampered.push(if last == '0' { '1' } else { '0' });
     let headers: Vec<(&str, String)> = vec![
         ("authorization", format!("Bearer {forged}")),
         ("authorization", format!("Bearer {tampered}")),
-        ("authorization", format!("Bearer {}x", session.token)),
+        (
+            "authorization",
+            format!("Bearer {}x", session.token.expose_secret()),
+        ),
         ("authorization", "Bearer zz".into()),
         ("authorization", "Bearer ".into()),
-        ("authorization", format!("Basic {}", session.token)),
+        (
+            "authorization",
+            format!("Basic {}", session.token.expose_secret()),
+        ),
         ("authorization", format!("Admin {}", common::ADMIN)),
         ("x-no-authorization", String::new()),
     ];
@@ -166,7 +172,7 @@ async fn an_expired_session_is_401() {
     let answer = get_with_token(
         &server.base,
         &format!("/v1/entities/{}", entity.id),
-        &session.token,
+        session.token.expose_secret(),
     )
     .await;
     assert_error(&answer, 401, "unauthorized");
@@ -303,7 +309,10 @@ async fn malformed_bodies_are_400_and_change_nothing() {
             &server.base,
             Method::POST,
             "/v1/entities",
-            &[bearer(&session.token), ("content-type", media_type.into())],
+            &[
+                bearer(session.token.expose_secret()),
+                ("content-type", media_type.into()),
+            ],
             body,
         )
         .await
@@ -316,7 +325,7 @@ async fn malformed_bodies_are_400_and_change_nothing() {
         Method::POST,
         "/v1/entities",
         &[
-            bearer(&session.token),
+            bearer(session.token.expose_secret()),
             ("content-type", "text/plain".into()),
         ],
         json_body.clone(),
@@ -349,7 +358,10 @@ async fn malformed_bodies_are_400_and_change_nothing() {
             &server.base,
             Method::PUT,
             &format!("/v1/entities/{}", entity.id),
-            &[bearer(&session.token), ("content-type", media_type.into())],
+            &[
+                bearer(session.token.expose_secret()),
+                ("content-type", media_type.into()),
+            ],
             body,
         )
         .await
@@ -363,7 +375,7 @@ async fn malformed_bodies_are_400_and_change_nothing() {
         "/v1/exchange-data/xyz",
         "/v1/owners/123",
     ] {
-        let answer = get_with_token(&server.base, path, &session.token).await;
+        let answer = get_with_token(&server.base, path, session.token.expose_secret()).await;
         assert_error(&answer, 400, "bad_request");
     }
     server.client().health().await.unwrap();
@@ -394,7 +406,10 @@ async fn ten_thousand_access_keys_in_headers_are_refused_and_change_nothing() {
     // Raw: 10 header lines of 1,000 keys each, within hyper's limits, so the handler counts them.
     let mut session_client = server.client();
     let session = session_client.login(w.keys(A)).await.unwrap();
-    let mut headers = vec![bearer(&session.token), ("content-type", JSON.to_owned())];
+    let mut headers = vec![
+        bearer(session.token.expose_secret()),
+        ("content-type", JSON.to_owned()),
+    ];
     for chunk in keys.chunks(1000) {
         let line = chunk
             .iter()
@@ -611,7 +626,7 @@ async fn a_client_sending_its_body_too_slowly_gets_408() {
     let head = format!(
         "POST /v1/entities HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {}\r\ncontent-type: {JSON}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         server.addr,
-        session.token,
+        session.token.expose_secret(),
         body.len()
     );
     stream.write_all(head.as_bytes()).await.unwrap();

@@ -4,10 +4,12 @@
 
 use bincode::Options;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tessera_keys::wire::{fixed_bytes, var_bytes};
 use tessera_keys::{DelegationKey, Fingerprint, OwnerId, SignatureBytes};
+use tessera_primitives::SecretString;
 use tessera_sharing::{EncryptedEntity, EntityId, ShareRequest};
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// Media type of bincode bodies.
 pub const BINCODE: &str = "application/x-bincode";
@@ -239,22 +241,50 @@ pub struct LoginRequest {
 }
 
 /// A session: a bearer token valid until `expires`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Session {
-    /// The bearer token (hex). Secret: never logged.
-    pub token: String,
+    /// The bearer token (hex). Secret: wiped on drop, `[redacted]` in `Debug`.
+    pub token: BearerToken,
     /// Expiry, in seconds since the Unix epoch.
     pub expires: u64,
 }
 
-impl std::fmt::Debug for Session {
+/// A session's bearer token (lowercase hex) as it travels: serialized as the plain string it is, but held in a
+/// [`SecretString`], so that it is wiped on drop and `Debug` prints `[redacted]`.
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+pub struct BearerToken(SecretString);
+
+impl BearerToken {
+    /// Takes ownership of `token` as a secret.
+    pub fn new(token: String) -> Self {
+        Self(SecretString::new(token))
+    }
+
+    /// The token, for an `Authorization: Bearer` header.
+    ///
+    /// # Security
+    /// Never log it.
+    pub fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for BearerToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Session {{ token: [redacted], expires: {} }}",
-            self.expires
-        )
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for BearerToken {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.expose_secret())
+    }
+}
+
+impl<'de> Deserialize<'de> for BearerToken {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self::new)
     }
 }
 
@@ -272,10 +302,16 @@ impl std::fmt::Debug for AccessKeys {
     }
 }
 
-/// One access-control key on the wire.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One access-control key on the wire: wiped on drop, `[redacted]` in `Debug`, the same bytes as a bare array.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 #[serde(transparent)]
 pub struct AccessKeyBytes(#[serde(with = "fixed_bytes")] pub [u8; 16]);
+
+impl std::fmt::Debug for AccessKeyBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
 
 /// A record with the revision it was read at, as the server answers it (the same fields, in the same order, as
 /// the store's own `Versioned`, so the bytes on the wire are those the store's type would give).
@@ -361,6 +397,61 @@ pub struct RecoveryBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_print_redacted_and_keep_their_bytes() {
+        let session = Session {
+            token: BearerToken::new("ab".repeat(32)),
+            expires: 7,
+        };
+        assert_eq!(
+            format!("{session:?}"),
+            "Session { token: [redacted], expires: 7 }"
+        );
+        let keys = AccessKeys {
+            keys: vec![AccessKeyBytes([0x41; 16])],
+        };
+        assert_eq!(format!("{:?}", keys.keys), "[[redacted]]");
+        // The same bytes as the plain types had: a string, and 16 raw bytes (hex in JSON).
+        #[derive(Serialize)]
+        struct PlainSession {
+            token: String,
+            expires: u64,
+        }
+        let plain = PlainSession {
+            token: "ab".repeat(32),
+            expires: 7,
+        };
+        for format in [Format::Bincode, Format::Json] {
+            assert_eq!(
+                format.encode(&session).unwrap(),
+                format.encode(&plain).unwrap()
+            );
+            let back: Session = format
+                .decode(&format.encode(&session).unwrap(), 1 << 10)
+                .unwrap();
+            assert_eq!(back, session);
+        }
+        // The plain form: the array as before, through the same `fixed_bytes` helper.
+        #[derive(Serialize)]
+        struct PlainKeys {
+            keys: Vec<PlainKey>,
+        }
+        #[derive(Serialize)]
+        #[serde(transparent)]
+        struct PlainKey(#[serde(with = "fixed_bytes")] [u8; 16]);
+        let plain = PlainKeys {
+            keys: vec![PlainKey([0x41; 16])],
+        };
+        assert_eq!(
+            Format::Bincode.encode(&keys).unwrap(),
+            Format::Bincode.encode(&plain).unwrap()
+        );
+        assert_eq!(
+            Format::Json.encode(&keys).unwrap(),
+            format!("{{\"keys\":[\"{}\"]}}", "41".repeat(16)).into_bytes()
+        );
+    }
 
     #[test]
     fn error_codes_are_the_snake_case_strings() {

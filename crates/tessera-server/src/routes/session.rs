@@ -5,7 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use tessera_wire::{AccessKeys, Challenge, ChallengeRequest, LoginRequest, Session};
+use tessera_wire::{AccessKeys, BearerToken, Challenge, ChallengeRequest, LoginRequest, Session};
 
 use super::{blocking, body, now};
 use crate::auth::{MAX_KEYS_PER_SESSION, Registration};
@@ -70,7 +70,7 @@ pub(super) async fn login(
         accept,
         StatusCode::OK,
         &Session {
-            token,
+            token: BearerToken::new(token),
             expires: now() + lifetime.as_secs(),
         },
     ))
