@@ -44,7 +44,7 @@ fn main() {
 async fn run() {
     let (_dir, server) = harness::start_server(ADMIN).await;
     let url = format!("http://{}", server.local_addr());
-    let admin = Client::new(&url);
+    let admin = tessera_client::Client::new(&url);
 
     // "Me" and one partner with real keys; 10,000 further partners share one RSA key under distinct owner ids
     // (their bundles and fingerprints differ), which keeps the setup to seconds instead of hours of RSA generation.
