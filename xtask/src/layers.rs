@@ -432,8 +432,11 @@ mod tests {
         }
     }
 
+    /// Allowed `(from, to)` edges.
+    type Edges = BTreeSet<(String, String)>;
+
     /// The layers as ARCHITECTURE.md lists them, and packages that follow them.
-    fn layered() -> Result<(BTreeSet<(String, String)>, Vec<Package>)> {
+    fn layered() -> Result<(Edges, Vec<Package>)> {
         let text =
             fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../ARCHITECTURE.md"))?;
         let allowed = parse_allowed_edges(&text)?;
