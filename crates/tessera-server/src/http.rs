@@ -16,8 +16,7 @@ use tessera_keys::AccessControlKey;
 use tokio::sync::mpsc;
 
 use crate::error::ApiError;
-use tessera_wire::ErrorCode;
-use tessera_wire::{ACCESS_KEYS_HEADER, ErrorBody, Format, JSON};
+use tessera_wire::{ACCESS_KEYS_HEADER, ErrorBody, ErrorCode, Format, JSON};
 
 /// The body of every answer: whole ([`full`]) for most, streamed ([`channel`]) for attachments.
 pub(crate) type Body = BoxBody<Bytes, std::io::Error>;

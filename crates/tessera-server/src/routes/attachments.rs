@@ -12,13 +12,12 @@ use hyper::{Request, Response, StatusCode};
 use tessera_primitives::stream::HEADER_LEN;
 use tessera_sharing::{AttachmentId, EncryptedEntity, EntityId};
 use tessera_store::Store;
-use tessera_wire::OCTET_STREAM;
+use tessera_wire::{ErrorCode, OCTET_STREAM};
 
 use super::{blocking, load_visible, requester, writable};
 use crate::error::ApiError;
 use crate::http::{self, Resp};
 use crate::server::State;
-use tessera_wire::ErrorCode;
 
 /// How much of an attachment is held in memory at once: an upload is written to the store in batches of about this
 /// many bytes, a download read from it in pieces of this many bytes.

@@ -21,13 +21,13 @@ use hyper::{Method, Request, StatusCode};
 use tessera_keys::{DelegationKey, ExchangeDataId, OwnerId};
 use tessera_sharing::{AttachmentId, EncryptedEntity, EntityId, Permission};
 use tessera_store::Store;
+use tessera_wire::ErrorCode;
 use tracing::Instrument;
 
 use crate::auth::Requester;
 use crate::error::ApiError;
 use crate::http::{self, Resp};
 use crate::server::State;
-use tessera_wire::ErrorCode;
 
 pub(crate) use self::attachments::Uploads;
 

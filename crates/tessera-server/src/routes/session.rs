@@ -5,14 +5,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use tessera_wire::{AccessKeys, BearerToken, Challenge, ChallengeRequest, LoginRequest, Session};
+use tessera_wire::{
+    AccessKeys, BearerToken, Challenge, ChallengeRequest, ErrorCode, LoginRequest, Session,
+};
 
 use super::{blocking, body, now};
 use crate::auth::{MAX_KEYS_PER_SESSION, Registration};
 use crate::error::ApiError;
 use crate::http::{self, Resp};
 use crate::server::State;
-use tessera_wire::ErrorCode;
 
 pub(super) async fn challenge(
     state: &Arc<State>,
