@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use tessera_keys::{FormatVersion, Owner, OwnerKeys, OwnerKind};
 use tessera_primitives::RsaPrivateKey;
+use tessera_server::{Server, ServerConfig};
 use tessera_store::RedbStore;
-use tessera_transport::{Server, ServerConfig};
 
 /// A fixture RSA key of tessera-primitives' tests.
 pub(crate) fn fixture(name: &str) -> RsaPrivateKey {

@@ -44,7 +44,7 @@ fn main() {
 async fn run() {
     let (_dir, server) = harness::start_server(ADMIN).await;
     let url = format!("http://{}", server.local_addr());
-    let admin = Client::new(&url);
+    let admin = tessera_client::Client::new(&url);
 
     // "Me" and one partner with real keys; 10,000 further partners share one RSA key under distinct owner ids
     // (their bundles and fingerprints differ), which keeps the setup to seconds instead of hours of RSA generation.
@@ -137,7 +137,7 @@ async fn run() {
     // 10,000 partners in my key bag: exchange data I created for each, stored with its bag entry.
     let base = fixture("rsa2048.pem");
     let me_keys = me();
-    let mut client = Client::new(&url);
+    let mut client = tessera_client::Client::new(&url);
     client.login(&me_keys).await.unwrap();
     let setup = Instant::now();
     for _ in 0..PARTNERS {

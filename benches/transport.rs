@@ -27,6 +27,7 @@ use hyper::{Request, Response};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Map, Value, json};
+use tessera_client::Client;
 use tessera_keys::{
     EntityType, ExchangeData, ExchangeSecret, OwnerId, OwnerKeys, Tofu, TrustPolicy,
 };
@@ -35,7 +36,6 @@ use tessera_sharing::{
     AccessIndex, DelegationTarget, EncryptedEntity, EncryptionManifest, EntityId, NewEntity,
     Permission, ShareRequest, Visibility, create, share,
 };
-use tessera_transport::Client;
 
 const CONCURRENCY: usize = 16;
 const RUN: Duration = Duration::from_secs(3);
@@ -232,11 +232,7 @@ async fn run() {
     client.create_entities(&entities).await.unwrap();
     let ids: Arc<Vec<EntityId>> = Arc::new(entities.iter().map(|e| e.id).collect());
     let sample = client.entity(ids[0]).await.unwrap();
-    let body = Bytes::from(
-        tessera_transport::wire::Format::Bincode
-            .encode(&sample)
-            .unwrap(),
-    );
+    let body = Bytes::from(tessera_wire::Format::Bincode.encode(&sample).unwrap());
     let body_len = body.len();
     let bare = bare_responder(body).await;
     let hyper_client: HyperClient<_, Full<Bytes>> =

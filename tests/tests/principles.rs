@@ -124,7 +124,7 @@ async fn p1_each_owner_has_its_own_key_pair() {
     let mut takeover = env.store.get_owner(alice.id).unwrap().unwrap().value;
     takeover.bundles = vec![tessera::decode_key_file(&forged).unwrap().bundle().unwrap()];
     assert!(
-        env.client()
+        tessera_client::Client::new(&env.url)
             .register_owner_as_admin(common::ADMIN, &takeover)
             .await
             .is_err()
@@ -371,12 +371,14 @@ async fn p3_only_granted_owners_retrieve() {
     assert_eq!(asked.to_string(), asked_missing.to_string());
 
     // Without a session: 401 before any lookup.
-    let anonymous = Client::new(&env.url).entity(saved.entity.id).await;
+    let anonymous = tessera_client::Client::new(&env.url)
+        .entity(saved.entity.id)
+        .await;
     assert!(anonymous.unwrap_err().is_unauthorized());
 
     // Logged in, Eve asks by id, for the attachment, and presents what a stolen database copy gives: the entity's
     // delegation keys and the child's search tag. The server serves none of it.
-    let mut eve_client = env.client();
+    let mut eve_client = tessera_client::Client::new(&env.url);
     eve_client.login(&eve.keys()).await.unwrap();
     assert!(
         eve_client

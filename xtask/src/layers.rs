@@ -1,6 +1,7 @@
-//! The layer check: workspace dependency edges against ARCHITECTURE.md, and the conventions every library crate follows.
+//! The layer check: workspace dependency edges against ARCHITECTURE.md, the server/client boundary, and the
+//! conventions every library crate follows.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,42 @@ const SECTION: &str = "## Allowed dependency edges";
 const ANY: &str = "*";
 /// The crate-doc attribute every library crate's root carries, so its README is its crate doc and its example a doctest.
 const README_DOC: &str = "#![doc = include_str!(\"../README.md\")]";
+/// The packages of the server side: they hold no private key, exchange secret or data key.
+const SERVER_SIDE: &[&str] = &["tessera-server"];
+/// What the server side must never link, directly or through another member (normal and build dependencies):
+/// the client and the SDK hold owners' keys, and the server must not even be able to name them.
+const CLIENT_SIDE: &[&str] = &["tessera-client", "tessera-sdk"];
+/// The source directory, relative to the workspace root, that must not name a [`KEY_HOLDING_TYPES`] entry.
+const SERVER_SOURCES: &str = "crates/tessera-server/src";
+/// Types that hold a private key, an exchange secret, a data key or plaintext, which the server must never hold
+/// (ARCHITECTURE.md, invariants). The server depends on `tessera-keys`, `tessera-sharing` and
+/// `tessera-primitives` for their public types (bundles to verify, exchange data, rules, hashes), so the crate
+/// graph cannot keep these out; this list does, by name, in every file under [`SERVER_SOURCES`] (comments aside).
+/// `AccessControlKey` is deliberately absent: clients present access-control keys to the server, which hashes them
+/// into delegation keys at once (DESIGN.md §4).
+const KEY_HOLDING_TYPES: &[&str] = &[
+    // tessera-keys: an owner's RSA key and everything derived from it; opened exchange secrets; the key bag
+    // (sealed under the self key); the capability to unwrap with a private key.
+    "OwnerKeys",
+    "ExchangeSecret",
+    "KeyBag",
+    "UnwrapKey",
+    // tessera-primitives: private and secret key material, and the stream sealer and opener that hold a data key.
+    "RsaPrivateKey",
+    "PrivateKey",
+    "SigningKey",
+    "AeadKey",
+    "Prk",
+    "Secret32",
+    "SecretBytes",
+    "StreamSealer",
+    "StreamOpener",
+    "StreamWriter",
+    "StreamReader",
+    // tessera-sharing: opened exchange secrets by delegation key, and decrypted content.
+    "AccessIndex",
+    "DecryptedEntity",
+];
 
 /// Checks the dependency edges and the crate conventions, reporting every problem found, not only the first.
 pub(crate) fn run(root: &Path) -> Result<()> {
@@ -24,17 +61,9 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     let allowed =
         parse_allowed_edges(&text).with_context(|| format!("in {}", architecture.display()))?;
     let packages = workspace_packages(&util::metadata(root)?)?;
+    let sources = rust_sources(&root.join(SERVER_SOURCES))?;
 
-    let mut problems = Vec::new();
-    for edge in edges(&packages) {
-        if !allowed.contains(&edge) && !allowed.contains(&(edge.0.clone(), ANY.to_owned())) {
-            problems.push(format!(
-                "dependency edge `{} -> {}` is not listed under `{SECTION}` in ARCHITECTURE.md \
-                 (dependencies must point down the layers of DESIGN.md §3)",
-                edge.0, edge.1
-            ));
-        }
-    }
+    let mut problems = check(&allowed, &packages, &sources);
     for package in &packages {
         problems.extend(convention_problems(root, package)?);
     }
@@ -50,6 +79,116 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         eprintln!("error: {problem}");
     }
     bail!("layer check found {} problem(s)", problems.len())
+}
+
+/// The checks that need no file system: every edge is allowed, the server side links no client side, and no server
+/// source names a key-holding type. `sources` are the server's files as `(path, text)`.
+fn check(
+    allowed: &BTreeSet<(String, String)>,
+    packages: &[Package],
+    sources: &[(String, String)],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for edge in edges(packages) {
+        if !allowed.contains(&edge) && !allowed.contains(&(edge.0.clone(), ANY.to_owned())) {
+            problems.push(format!(
+                "dependency edge `{} -> {}` is not listed under `{SECTION}` in ARCHITECTURE.md \
+                 (dependencies must point down the layers of DESIGN.md §3)",
+                edge.0, edge.1
+            ));
+        }
+    }
+    problems.extend(boundary_problems(packages));
+    problems.extend(key_holding_problems(sources));
+    problems
+}
+
+/// Every path from a server-side package to a client-side one through normal or build dependencies.
+fn boundary_problems(packages: &[Package]) -> Vec<String> {
+    let deps: BTreeMap<&str, &BTreeSet<String>> = packages
+        .iter()
+        .map(|package| (package.name.as_str(), &package.member_deps))
+        .collect();
+    let mut problems = Vec::new();
+    for &server in SERVER_SIDE {
+        // Breadth first, remembering how each member was reached, to name the whole chain.
+        let mut reached_from: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut queue = VecDeque::from([server]);
+        while let Some(current) = queue.pop_front() {
+            for dep in deps.get(current).into_iter().flat_map(|deps| deps.iter()) {
+                if dep != server && !reached_from.contains_key(dep.as_str()) {
+                    reached_from.insert(dep, current);
+                    queue.push_back(dep);
+                }
+            }
+        }
+        for &client in CLIENT_SIDE {
+            if !reached_from.contains_key(client) {
+                continue;
+            }
+            let mut chain = vec![client];
+            let mut at = client;
+            while let Some(&previous) = reached_from.get(at) {
+                chain.push(previous);
+                at = previous;
+                if previous == server {
+                    break;
+                }
+            }
+            chain.reverse();
+            problems.push(format!(
+                "`{server}` depends on `{client}` ({}): the server side must never link the client side",
+                chain.join(" -> ")
+            ));
+        }
+    }
+    problems
+}
+
+/// Every line of the server's sources (comments aside) that names a key-holding type.
+fn key_holding_problems(sources: &[(String, String)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (path, text) in sources {
+        for (number, line) in text.lines().enumerate() {
+            let code = line.split_once("//").map_or(line, |(code, _)| code);
+            let named: BTreeSet<&str> = code
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .filter(|word| KEY_HOLDING_TYPES.contains(word))
+                .collect();
+            for name in named {
+                problems.push(format!(
+                    "{path}:{}: names `{name}`, a key-holding type the server must never hold",
+                    number + 1
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Every `.rs` file under `dir` (none if it does not exist), as `(path, text)`, in a stable order.
+fn rust_sources(dir: &Path) -> Result<Vec<(String, String)>> {
+    let mut files = Vec::new();
+    if !dir.is_dir() {
+        return Ok(files);
+    }
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in fs::read_dir(&current)
+            .with_context(|| format!("could not list {}", current.display()))?
+        {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                let text = fs::read_to_string(&path)
+                    .with_context(|| format!("could not read {}", path.display()))?;
+                files.push((path.display().to_string(), text));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// A workspace member as the layer check sees it.
@@ -281,6 +420,116 @@ mod tests {
         ]
         .map(|(a, b)| (a.to_owned(), b.to_owned()));
         assert_eq!(edges, expected);
+        Ok(())
+    }
+
+    fn package(name: &str, deps: &[&str]) -> Package {
+        Package {
+            name: name.to_owned(),
+            manifest: PathBuf::new(),
+            lib_root: None,
+            member_deps: deps.iter().map(|dep| (*dep).to_owned()).collect(),
+        }
+    }
+
+    /// Allowed `(from, to)` edges.
+    type Edges = BTreeSet<(String, String)>;
+
+    /// The layers as ARCHITECTURE.md lists them, and packages that follow them.
+    fn layered() -> Result<(Edges, Vec<Package>)> {
+        let text =
+            fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../ARCHITECTURE.md"))?;
+        let allowed = parse_allowed_edges(&text)?;
+        let packages = vec![
+            package("tessera-keys", &["tessera-primitives"]),
+            package("tessera-wire", &["tessera-keys"]),
+            package("tessera-store", &["tessera-keys"]),
+            package("tessera-client", &["tessera-wire", "tessera-keys"]),
+            package(
+                "tessera-server",
+                &["tessera-wire", "tessera-store", "tessera-keys"],
+            ),
+            package("tessera-sdk", &["tessera-client", "tessera-wire"]),
+            package("tessera-cli", &["tessera-sdk", "tessera-server"]),
+        ];
+        Ok((allowed, packages))
+    }
+
+    #[test]
+    fn the_layers_as_listed_pass() -> Result<()> {
+        let (allowed, packages) = layered()?;
+        let sources = [(
+            "routes.rs".to_owned(),
+            "use tessera_keys::{AccessControlKey, KeyBagEntry, KeyBundle};\n\
+             // An `OwnerKeys` never reaches the server: comments may say so.\n"
+                .to_owned(),
+        )];
+        assert_eq!(check(&allowed, &packages, &sources), Vec::<String>::new());
+        Ok(())
+    }
+
+    #[test]
+    fn a_server_to_client_edge_fails() -> Result<()> {
+        let (mut allowed, mut packages) = layered()?;
+        // Even if someone lists the edge, the boundary rule still refuses it.
+        allowed.insert(("tessera-server".to_owned(), "tessera-client".to_owned()));
+        for package in &mut packages {
+            if package.name == "tessera-server" {
+                package.member_deps.insert("tessera-client".to_owned());
+            }
+        }
+        let problems = check(&allowed, &packages, &[]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("(tessera-server -> tessera-client)"),
+            "{problems:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_transitive_server_to_sdk_path_fails() -> Result<()> {
+        let (mut allowed, mut packages) = layered()?;
+        // A member the server may use, which itself (wrongly, but allowed here) uses the SDK.
+        allowed.insert(("tessera-server".to_owned(), "tessera-audit".to_owned()));
+        allowed.insert(("tessera-audit".to_owned(), "tessera-sdk".to_owned()));
+        packages.push(package("tessera-audit", &["tessera-sdk"]));
+        for package in &mut packages {
+            if package.name == "tessera-server" {
+                package.member_deps.insert("tessera-audit".to_owned());
+            }
+        }
+        let problems = check(&allowed, &packages, &[]);
+        let expected = [
+            "`tessera-server` depends on `tessera-client` (tessera-server -> tessera-audit -> tessera-sdk -> \
+             tessera-client): the server side must never link the client side",
+            "`tessera-server` depends on `tessera-sdk` (tessera-server -> tessera-audit -> tessera-sdk): \
+             the server side must never link the client side",
+        ];
+        assert_eq!(problems, expected);
+        Ok(())
+    }
+
+    #[test]
+    fn a_key_holding_type_in_server_sources_fails() -> Result<()> {
+        let (allowed, packages) = layered()?;
+        let sources = [
+            (
+                "src/auth.rs".to_owned(),
+                "use tessera_keys::{KeyBagEntry, OwnerKeys};\nfn f(k: &tessera_keys::ExchangeSecret) {}\n".to_owned(),
+            ),
+            (
+                "src/http.rs".to_owned(),
+                "let key = RsaPrivateKey::from_pkcs8_pem(pem); // and RsaPrivateKey again\n".to_owned(),
+            ),
+        ];
+        let problems = check(&allowed, &packages, &sources);
+        let expected = [
+            "src/auth.rs:1: names `OwnerKeys`, a key-holding type the server must never hold",
+            "src/auth.rs:2: names `ExchangeSecret`, a key-holding type the server must never hold",
+            "src/http.rs:1: names `RsaPrivateKey`, a key-holding type the server must never hold",
+        ];
+        assert_eq!(problems, expected);
         Ok(())
     }
 

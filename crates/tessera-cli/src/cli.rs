@@ -55,7 +55,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub(crate) listen: SocketAddr,
     /// Directory of the database (created if missing).
-    #[arg(long, default_value = tessera_transport::serve::DEFAULT_DATA_DIR)]
+    #[arg(long, default_value = tessera_server::serve::DEFAULT_DATA_DIR)]
     pub(crate) data_dir: PathBuf,
 }
 

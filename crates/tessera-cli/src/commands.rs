@@ -10,7 +10,7 @@ use tessera::{
     Client, EncryptionManifest, EntityRef, NewRecord, OwnerKeys, Permission, Query, Record,
     SecretString, Session, Share,
 };
-use tessera_transport::serve::{ADMIN_TOKEN_ENV, ServeOptions};
+use tessera_server::serve::{ADMIN_TOKEN_ENV, ServeOptions};
 use tokio::io::AsyncWriteExt;
 
 use crate::cli::{
@@ -28,7 +28,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         listen: args.listen,
         data_dir: args.data_dir,
     };
-    let server = tessera_transport::serve::start(&options).await?;
+    let server = tessera_server::serve::start(&options).await?;
     println!(
         "tessera server listening on http://{} (database in {})",
         server.local_addr(),
@@ -71,12 +71,11 @@ pub(crate) async fn owner(command: OwnerCommand) -> anyhow::Result<ExitCode> {
                 }))?;
                 return Ok(ExitCode::SUCCESS);
             };
-            let mut client = Client::new(&args.server);
+            let mut client = tessera_client::Client::new(&args.server);
             client.login(&keys).await.context("cannot log in")?;
             let record = client
                 .owner(partner)
                 .await
-                .map_err(tessera::Error::from)
                 .with_context(|| format!("cannot fetch owner {partner}"))?
                 .value;
             let bundles: Vec<Value> = record

@@ -13,9 +13,9 @@ use tessera::{
     Client, EncryptionManifest, EntityId, EntityRef, EntityType, NewRecord, OwnerId, OwnerKeys,
     OwnerKind, Permission, RsaKeySize, Session, Share, Tofu, Visibility,
 };
+use tessera_server::serve::DATABASE_FILE;
+use tessera_server::{Server, ServerConfig};
 use tessera_store::{RedbStore, Store};
-use tessera_transport::serve::DATABASE_FILE;
-use tessera_transport::{Server, ServerConfig};
 use tokio::io::AsyncReadExt;
 
 use crate::cli::DemoArgs;
@@ -311,7 +311,7 @@ impl Demo {
         let asked = cast.charlie.get_json(note).await;
         let missing = EntityRef::new(note.entity_type.clone(), EntityId::generate()?);
         let asked_missing = cast.charlie.get_json(&missing).await;
-        let without_session = Client::new(&self.url).entity(note.id).await;
+        let without_session = tessera_client::Client::new(&self.url).entity(note.id).await;
         let stored = self.entity(note.id)?;
         let named: Vec<String> = stored
             .security_metadata
@@ -332,7 +332,7 @@ impl Demo {
                     without_session
                         .as_ref()
                         .err()
-                        .and_then(tessera_transport::Error::status)
+                        .and_then(tessera_client::Error::status)
                         .map_or_else(|| "served (!)".into(), |s| format!("HTTP {s}"))
                 ),
             ],
@@ -365,7 +365,7 @@ impl Demo {
             "a request without a session gets 401",
             without_session
                 .as_ref()
-                .is_err_and(tessera_transport::Error::is_unauthorized),
+                .is_err_and(tessera_client::Error::is_unauthorized),
         );
         Ok(())
     }

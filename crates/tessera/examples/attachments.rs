@@ -20,8 +20,8 @@ async fn main() -> anyhow::Result<()> {
     let store = Arc::new(tessera_store::RedbStore::open(
         dir.path().join("tessera.redb"),
     )?);
-    let config = tessera_transport::ServerConfig::new("127.0.0.1:0".parse()?, ADMIN_TOKEN);
-    let server = tessera_transport::Server::start(config, store).await?;
+    let config = tessera_server::ServerConfig::new("127.0.0.1:0".parse()?, ADMIN_TOKEN);
+    let server = tessera_server::Server::start(config, store).await?;
     let url = format!("http://{}", server.local_addr());
 
     let alice_keys = register_owner(

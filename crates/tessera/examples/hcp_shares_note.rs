@@ -21,9 +21,9 @@ struct Note {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = tessera_transport::ServerConfig::new("127.0.0.1:0".parse()?, ADMIN_TOKEN);
+    let config = tessera_server::ServerConfig::new("127.0.0.1:0".parse()?, ADMIN_TOKEN);
     let store = Arc::new(tessera_store::MemoryStore::new());
-    let server = tessera_transport::Server::start(config, store).await?;
+    let server = tessera_server::Server::start(config, store).await?;
     let url = format!("http://{}", server.local_addr());
 
     let alice_keys = register_owner(

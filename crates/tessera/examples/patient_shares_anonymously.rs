@@ -16,9 +16,9 @@ const ADMIN_TOKEN: &str = "example-admin-token";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = tessera_transport::ServerConfig::new("127.0.0.1:0".parse()?, ADMIN_TOKEN);
+    let config = tessera_server::ServerConfig::new("127.0.0.1:0".parse()?, ADMIN_TOKEN);
     let store = Arc::new(tessera_store::MemoryStore::new());
-    let server = tessera_transport::Server::start(config, store.clone()).await?;
+    let server = tessera_server::Server::start(config, store.clone()).await?;
     let url = format!("http://{}", server.local_addr());
 
     let doctor_keys = register_owner(

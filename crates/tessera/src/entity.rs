@@ -11,7 +11,7 @@ use tessera_sharing::{
     ParentLink, Permission, SecretId, SecretIdScope, ShareRequest, attachment, create, decrypt,
     revoke_and_rotate, share,
 };
-use tessera_transport::wire::Revocation;
+use tessera_wire::Revocation;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::record::{

@@ -205,18 +205,41 @@ impl std::error::Error for Error {
 /// Shorthand for results of the SDK.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl From<tessera_transport::Error> for Error {
-    fn from(error: tessera_transport::Error) -> Self {
-        let kind = match error.status() {
-            Some(404) => ErrorKind::NotFound,
-            Some(409) => ErrorKind::Conflict,
-            Some(401) => ErrorKind::Unauthorized,
-            Some(403) => ErrorKind::Forbidden,
-            Some(422) => ErrorKind::Rule,
-            Some(408) => ErrorKind::Transport,
-            Some(status) if status >= 500 => ErrorKind::Server,
-            Some(_) => ErrorKind::Invalid,
+impl Error {
+    /// The SDK error for a failure of the HTTP client: a kind from the status the server answered, and the client's
+    /// error as the source (a boxed `dyn Error`, so that no transport type is part of this crate's API).
+    /// Deliberately not a public `From` impl, for the same reason.
+    pub(crate) fn from_client(error: tessera_client::Error) -> Self {
+        use tessera_wire::ErrorCode as C;
+        let kind = match error.code() {
             None => ErrorKind::Transport,
+            Some(C::NotFound | C::NoRoute) => ErrorKind::NotFound,
+            Some(C::Conflict | C::UploadInProgress) => ErrorKind::Conflict,
+            Some(C::Unauthorized) => ErrorKind::Unauthorized,
+            Some(C::Forbidden) => ErrorKind::Forbidden,
+            Some(C::RuleViolation) => ErrorKind::Rule,
+            Some(C::Timeout) => ErrorKind::Transport,
+            Some(C::Internal) => ErrorKind::Server,
+            Some(
+                C::BadRequest
+                | C::InvalidSignature
+                | C::PayloadTooLarge
+                | C::UnsupportedMediaType
+                | C::RangeNotSatisfiable
+                | C::TooManyChallenges
+                | C::TooManyAccessKeys,
+            ) => ErrorKind::Invalid,
+            // An answer without a Tessera error body (a proxy's), or a code newer than this crate: by status.
+            Some(_) => match error.status() {
+                Some(404) => ErrorKind::NotFound,
+                Some(409) => ErrorKind::Conflict,
+                Some(401) => ErrorKind::Unauthorized,
+                Some(403) => ErrorKind::Forbidden,
+                Some(422) => ErrorKind::Rule,
+                Some(408) => ErrorKind::Transport,
+                Some(status) if status >= 500 => ErrorKind::Server,
+                _ => ErrorKind::Invalid,
+            },
         };
         Self::from_source(kind, error)
     }
@@ -284,19 +307,39 @@ mod tests {
 
     #[test]
     fn statuses_map_to_kinds() {
-        let status = |status| tessera_transport::Error::Status {
+        let status = |status| tessera_client::Error::Status {
             status,
-            code: "x".into(),
+            code: tessera_wire::ErrorCode::Unknown,
             message: "y".into(),
         };
-        assert!(Error::from(status(404)).is_not_found());
-        assert!(Error::from(status(409)).is_conflict());
-        assert!(Error::from(status(401)).is_unauthorized());
-        assert!(Error::from(status(403)).is_forbidden());
-        assert!(Error::from(status(422)).is_rule());
-        assert!(Error::from(status(400)).is_invalid());
-        assert!(Error::from(status(503)).is_server());
-        assert!(Error::from(tessera_transport::Error::Transport("down".into())).is_transport());
+        assert!(Error::from_client(status(404)).is_not_found());
+        assert!(Error::from_client(status(409)).is_conflict());
+        assert!(Error::from_client(status(401)).is_unauthorized());
+        assert!(Error::from_client(status(403)).is_forbidden());
+        assert!(Error::from_client(status(422)).is_rule());
+        assert!(Error::from_client(status(400)).is_invalid());
+        assert!(Error::from_client(status(503)).is_server());
+        assert!(Error::from_client(tessera_client::Error::Transport("down".into())).is_transport());
+    }
+
+    #[test]
+    fn codes_map_to_kinds() {
+        use tessera_wire::ErrorCode as C;
+        let kind = |code: C| {
+            Error::from_client(tessera_client::Error::Status {
+                status: code.status(),
+                code,
+                message: "y".into(),
+            })
+            .kind()
+        };
+        assert_eq!(kind(C::NotFound), ErrorKind::NotFound);
+        assert_eq!(kind(C::NoRoute), ErrorKind::NotFound);
+        assert_eq!(kind(C::UploadInProgress), ErrorKind::Conflict);
+        assert_eq!(kind(C::RuleViolation), ErrorKind::Rule);
+        assert_eq!(kind(C::InvalidSignature), ErrorKind::Invalid);
+        assert_eq!(kind(C::Timeout), ErrorKind::Transport);
+        assert_eq!(kind(C::Internal), ErrorKind::Server);
     }
 
     #[test]
@@ -309,7 +352,7 @@ mod tests {
 
     #[test]
     fn the_source_names_the_layer() {
-        let error = Error::from(tessera_transport::Error::Transport("refused".into()));
+        let error = Error::from_client(tessera_client::Error::Transport("refused".into()));
         let source = std::error::Error::source(&error).map(ToString::to_string);
         assert_eq!(source.as_deref(), Some("transport failed: refused"));
     }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod attachment;
+mod client;
 mod content;
 mod entity;
 mod error;
@@ -19,6 +20,7 @@ pub mod stored {
     };
 }
 
+pub use crate::client::Client;
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::exchange_cache::DEFAULT_EXCHANGE_CACHE_CAPACITY;
 pub use crate::owner::{decode_key_file, encode_key_file, generate_owner, register_owner};
@@ -33,12 +35,12 @@ pub use tessera_keys::{
 };
 pub use tessera_primitives::{RsaKeySize, SecretString};
 pub use tessera_sharing::{AttachmentId, EncryptionManifest, EntityId, Permission, Visibility};
-pub use tessera_transport::Client;
 
 /// Every public type can cross threads.
 const _: () = {
     const fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Session>();
+    assert_send_sync::<Client>();
     assert_send_sync::<Error>();
     assert_send_sync::<Record<serde_json::Map<String, serde_json::Value>>>();
     assert_send_sync::<NewRecord>();

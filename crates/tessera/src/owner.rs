@@ -1,8 +1,8 @@
 //! New owners (keys and the public record the server stores) and the owner key file.
 
+use crate::client::Client;
 use tessera_keys::{FormatVersion, Owner, OwnerId, OwnerKeys, OwnerKind};
 use tessera_primitives::{RsaKeySize, RsaPrivateKey, SecretString};
-use tessera_transport::Client;
 
 use crate::error::{Error, Result};
 use crate::session::now;
@@ -44,7 +44,11 @@ pub async fn register_owner(
     size: RsaKeySize,
 ) -> Result<OwnerKeys> {
     let (keys, record) = generate_owner(kind, None, size)?;
-    client.register_owner_as_admin(admin_token, &record).await?;
+    client
+        .inner()
+        .register_owner_as_admin(admin_token, &record)
+        .await
+        .map_err(Error::from_client)?;
     Ok(keys)
 }
 

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use tessera_client::Client as HttpClient;
 use tessera_keys::{
     AccessControlKey, DelegationKey, EntityType, ExchangeData, ExchangeDataId, ExchangeSecret,
     Fingerprint, KeyBag, KeyBagEntry, OwnerId, OwnerKeys, OwnerKind, PinnedFingerprints,
@@ -13,8 +14,8 @@ use tessera_keys::{
 };
 use tessera_primitives::RsaKeySize;
 use tessera_sharing::{AccessIndex, EncryptedEntity, EncryptionManifest, Visibility};
-use tessera_transport::Client;
 
+use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
 use crate::exchange_cache::{DEFAULT_EXCHANGE_CACHE_CAPACITY, ExchangeCache};
 
@@ -58,7 +59,7 @@ pub struct SessionStats {
 /// Every method takes `&self`: a session can be shared between tasks (`Arc<Session>`). An expired server session
 /// is renewed transparently (one new challenge–response login).
 pub struct Session {
-    client: RwLock<Client>,
+    client: RwLock<HttpClient>,
     keys: Arc<OwnerKeys>,
     own_bundle: TrustedBundle,
     kind: OwnerKind,
@@ -122,21 +123,26 @@ impl Session {
     /// # Errors
     /// As [`Session::login`].
     pub async fn login_shared(
-        mut client: Client,
+        client: Client,
         keys: OwnerKeys,
         trust: Arc<dyn TrustPolicy>,
     ) -> Result<Self> {
-        client.login(&keys).await?;
+        let mut client = client.into_inner();
+        client.login(&keys).await.map_err(Error::from_client)?;
         // This owner's own bundle is trusted because it is derived from the private key, not read from the server.
         let own_bundle = PinnedFingerprints::new([keys.fingerprint()]).trust(keys.bundle()?)?;
-        let record = client.owner(keys.owner()).await?.value;
+        let record = client
+            .owner(keys.owner())
+            .await
+            .map_err(Error::from_client)?
+            .value;
         if record.id != keys.owner() {
             return Err(Error::new(
                 ErrorKind::Crypto,
                 "the server returned another owner's record",
             ));
         }
-        let entries = client.key_bag().await?;
+        let entries = client.key_bag().await.map_err(Error::from_client)?;
         let keys = Arc::new(keys);
         let owner = keys.owner();
         let mut state = State {
@@ -280,7 +286,7 @@ impl Session {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn client(&self) -> Client {
+    pub(crate) fn client(&self) -> HttpClient {
         self.client
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -347,23 +353,26 @@ impl Session {
     /// retries once.
     pub(crate) async fn call<T, F, Fut>(&self, operation: F) -> Result<T>
     where
-        F: Fn(Client) -> Fut,
-        Fut: Future<Output = tessera_transport::Result<T>>,
+        F: Fn(HttpClient) -> Fut,
+        Fut: Future<Output = tessera_client::Result<T>>,
     {
         match operation(self.client()).await {
             Err(error) if error.is_unauthorized() => {
                 self.login_again().await?;
-                Ok(operation(self.client()).await?)
+                operation(self.client()).await.map_err(Error::from_client)
             }
-            other => Ok(other?),
+            other => other.map_err(Error::from_client),
         }
     }
 
     /// Runs a client call that cannot be repeated (a streamed upload reads its source once); if the server session
     /// expired, logs in again so that the next call finds a session, and returns the error.
-    pub(crate) async fn call_once<T, Fut>(&self, operation: impl FnOnce(Client) -> Fut) -> Result<T>
+    pub(crate) async fn call_once<T, Fut>(
+        &self,
+        operation: impl FnOnce(HttpClient) -> Fut,
+    ) -> Result<T>
     where
-        Fut: Future<Output = tessera_transport::Result<T>>,
+        Fut: Future<Output = tessera_client::Result<T>>,
     {
         let result = operation(self.client()).await;
         if let Err(error) = &result
@@ -371,17 +380,20 @@ impl Session {
         {
             self.login_again().await?;
         }
-        Ok(result?)
+        result.map_err(Error::from_client)
     }
 
     async fn login_again(&self) -> Result<()> {
         let mut client = self.client();
-        client.login(&self.keys).await?;
+        client.login(&self.keys).await.map_err(Error::from_client)?;
         let registered: Vec<(EntityType, ExchangeDataId)> =
             self.lock().registered.iter().cloned().collect();
         let keys = self.access_keys_for(&registered)?;
         for chunk in keys.chunks(KEYS_PER_REGISTRATION) {
-            client.register_access_keys(chunk).await?;
+            client
+                .register_access_keys(chunk)
+                .await
+                .map_err(Error::from_client)?;
         }
         *self.client.write().unwrap_or_else(PoisonError::into_inner) = client;
         Ok(())

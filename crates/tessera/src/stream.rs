@@ -6,12 +6,12 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
+use tessera_client::AttachmentReader;
 use tessera_primitives::stream::{
     ENCRYPTED_SEGMENT_LEN, HEADER_LEN, SEGMENT_LEN, StreamLayout, StreamOpener, StreamSealer,
 };
 use tessera_sharing::AttachmentRef;
 use tessera_sharing::attachment::PendingOpener;
-use tessera_transport::AttachmentReader;
 use tokio::io::{AsyncRead, ReadBuf};
 use zeroize::Zeroizing;
 

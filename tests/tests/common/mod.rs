@@ -25,9 +25,9 @@ use tessera::{
     Tofu,
 };
 use tessera_keys::{ExchangeSecret, KeyBag};
+use tessera_server::{Server, ServerConfig};
 use tessera_store::{RedbStore, Store};
-use tessera_transport::wire::Format;
-use tessera_transport::{Server, ServerConfig};
+use tessera_wire::Format;
 
 /// The administrator token the test servers start with.
 pub const ADMIN: &str = "end-to-end-admin-token";
@@ -45,7 +45,7 @@ pub struct Env {
 impl Env {
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(tessera_transport::serve::DATABASE_FILE);
+        let path = dir.path().join(tessera_server::serve::DATABASE_FILE);
         let store = Arc::new(RedbStore::open(&path).unwrap());
         let config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), ADMIN);
         let server = Server::start(config, store.clone()).await.unwrap();

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera::{Client, OwnerKeys, OwnerKind, RsaKeySize, Session, Tofu};
+use tessera_server::{Server, ServerConfig};
 use tessera_store::MemoryStore;
-use tessera_transport::{Server, ServerConfig};
 
 pub const ADMIN: &str = "test-admin-token";
 

@@ -1,0 +1,17 @@
+#![doc = include_str!("../README.md")]
+
+mod body;
+mod client;
+mod error;
+
+pub use crate::body::AttachmentReader;
+pub use crate::client::Client;
+pub use crate::error::{Error, Result};
+pub use tessera_wire::Format;
+
+/// Every public type can cross threads.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Client>();
+    assert_send_sync::<Error>();
+};

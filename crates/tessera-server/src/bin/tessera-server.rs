@@ -1,0 +1,37 @@
+//! `tessera-server [LISTEN] [DATA_DIR]`: runs the server until Ctrl-C (the `tessera` CLI's `serve` wraps the same code).
+
+use std::process::ExitCode;
+
+use tessera_server::serve::{DEFAULT_DATA_DIR, ServeOptions, start};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let mut args = std::env::args().skip(1);
+    let listen = args.next().unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+    let data_dir = args.next().unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned());
+    let Ok(listen) = listen.parse() else {
+        eprintln!("tessera-server: `{listen}` is not a socket address such as 127.0.0.1:8080");
+        return ExitCode::from(2);
+    };
+    let options = ServeOptions {
+        listen,
+        data_dir: data_dir.into(),
+    };
+    let server = match start(&options).await {
+        Ok(server) => server,
+        Err(error) => {
+            eprintln!("tessera-server: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Tests and scripts read this line to learn the port when listening on port 0.
+    println!("listening on {}", server.local_addr());
+    let _ = tokio::signal::ctrl_c().await;
+    server.shutdown().await;
+    ExitCode::SUCCESS
+}

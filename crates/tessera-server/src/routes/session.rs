@@ -1,0 +1,107 @@
+//! Login by challenge and response, and the access-control keys a session holds.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use tessera_wire::{
+    AccessKeys, BearerToken, Challenge, ChallengeRequest, ErrorCode, LoginRequest, Session,
+};
+
+use super::{blocking, body, now};
+use crate::auth::{MAX_KEYS_PER_SESSION, Registration};
+use crate::error::ApiError;
+use crate::http::{self, Resp};
+use crate::server::State;
+
+pub(super) async fn challenge(
+    state: &Arc<State>,
+    request: Request<Incoming>,
+) -> Result<Resp, ApiError> {
+    let accept = http::accepted(request.headers());
+    let ask: ChallengeRequest = body(state, request).await?;
+    // A challenge is issued whether or not the owner exists, so that this endpoint reveals nothing.
+    let challenge = state.sessions.challenge(ask.owner).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::TooManyChallenges,
+            "too many logins in progress; retry in a minute",
+        )
+    })?;
+    Ok(http::respond(
+        accept,
+        StatusCode::OK,
+        &Challenge { challenge },
+    ))
+}
+
+pub(super) async fn login(
+    state: &Arc<State>,
+    request: Request<Incoming>,
+) -> Result<Resp, ApiError> {
+    let accept = http::accepted(request.headers());
+    let login: LoginRequest = body(state, request).await?;
+    if !state.sessions.take_challenge(login.owner, &login.challenge) {
+        return Err(ApiError::unauthorized());
+    }
+    let owner_id = login.owner;
+    let owner = blocking(state, move |store| Ok(store.get_owner(owner_id)?)).await?;
+    let verified = owner.is_some_and(|owner| {
+        owner
+            .value
+            .bundles
+            .iter()
+            .find(|bundle| bundle.fingerprint() == login.fingerprint)
+            .is_some_and(|bundle| {
+                bundle
+                    .verify_login(&login.challenge, &login.signature)
+                    .is_ok()
+            })
+    });
+    if !verified {
+        return Err(ApiError::unauthorized());
+    }
+    let lifetime = state.limits.session_lifetime;
+    let token = state
+        .sessions
+        .open(login.owner, lifetime)
+        .ok_or_else(ApiError::internal)?;
+    tracing::info!(owner = %login.owner, "session opened");
+    Ok(http::respond(
+        accept,
+        StatusCode::OK,
+        &Session {
+            token: BearerToken::new(token),
+            expires: now() + lifetime.as_secs(),
+        },
+    ))
+}
+
+pub(super) async fn register_access_keys(
+    state: &Arc<State>,
+    request: Request<Incoming>,
+) -> Result<Resp, ApiError> {
+    let token = http::bearer(request.headers())
+        .ok_or_else(ApiError::unauthorized)?
+        .to_owned();
+    let keys: AccessKeys = body(state, request).await?;
+    if keys.keys.len() > state.limits.max_access_keys {
+        return Err(http::too_many_keys(state.limits.max_access_keys));
+    }
+    let count = keys.keys.len();
+    let keys = keys
+        .keys
+        .into_iter()
+        .map(|k| tessera_keys::AccessControlKey::from_bytes(k.0));
+    match state.sessions.register(&token, keys) {
+        Ok(()) => {}
+        Err(Registration::NoSession) => return Err(ApiError::unauthorized()),
+        Err(Registration::TooMany) => return Err(http::too_many_keys(MAX_KEYS_PER_SESSION)),
+    }
+    tracing::debug!(count, "access keys registered");
+    Ok(http::with_type(
+        StatusCode::NO_CONTENT,
+        tessera_wire::JSON,
+        Bytes::new(),
+    ))
+}

@@ -1,0 +1,480 @@
+//! Shared fixtures of the transport tests: four owners with exchange data between every ordered pair (built once per test binary), a server on `127.0.0.1:0` with helpers to register and log them in, entities with marker strings, and a raw HTTP helper for requests the client cannot make.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails loudly on the first broken expectation"
+)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "each test binary uses a part of the shared fixtures"
+)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Map, Value, json};
+use tessera_client::Client;
+use tessera_keys::{
+    AccessControlKey, EntityType, ExchangeData, ExchangeSecret, FormatVersion, Owner, OwnerId,
+    OwnerKeys, OwnerKind, Tofu, TrustPolicy, TrustedBundle,
+};
+use tessera_primitives::{RsaKeySize, RsaPrivateKey};
+use tessera_server::{Server, ServerConfig};
+use tessera_sharing::{
+    AccessIndex, DecryptedEntity, DelegationTarget, EncryptedEntity, EncryptionManifest, EntityId,
+    NewEntity, ParentLink, Permission, SecretId, SecretIdScope, Visibility, create,
+};
+use tessera_store::{MemoryStore, Store};
+use tessera_wire::Format;
+
+/// The administrator token of every test server.
+pub const ADMIN: &str = "admin-token-of-the-tests";
+
+/// Creation time of every bundle and exchange data of the world.
+pub const T0: u64 = 1_700_000_000;
+
+/// The owners of the world: three healthcare parties and a patient registered below A.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Who {
+    /// HCP A, the usual creator (fixture key `rsa2048.pem`).
+    A,
+    /// HCP B, A's usual delegate (fixture key `rsa3072.pem`).
+    B,
+    /// HCP C, who is given nothing (fixture key `rsa4096.pem`).
+    C,
+    /// Patient P, registered by A (a freshly generated 2048-bit key).
+    P,
+}
+
+impl Who {
+    /// Every owner.
+    pub const ALL: [Self; 4] = [Self::A, Self::B, Self::C, Self::P];
+
+    /// The owner's fixed id.
+    pub fn id(self) -> OwnerId {
+        OwnerId::from_bytes(match self {
+            Self::A => [0xa1; 16],
+            Self::B => [0xb0; 16],
+            Self::C => [0xc0; 16],
+            Self::P => *b"patient-owner-id",
+        })
+    }
+}
+
+/// Four owners and exchange data between every ordered pair, opened by both parties.
+pub struct World {
+    keys: BTreeMap<Who, OwnerKeys>,
+    bundles: BTreeMap<Who, TrustedBundle>,
+    data: BTreeMap<(Who, Who), ExchangeData>,
+    /// `(holder, delegator, delegate)` → the holder's opened secret.
+    secrets: BTreeMap<(Who, Who, Who), ExchangeSecret>,
+}
+
+/// The world of this test binary, built on first use.
+pub fn world() -> &'static World {
+    static WORLD: OnceLock<World> = OnceLock::new();
+    WORLD.get_or_init(World::build)
+}
+
+impl World {
+    fn build() -> Self {
+        let trust = Tofu::new();
+        let keys: BTreeMap<Who, OwnerKeys> = Who::ALL
+            .into_iter()
+            .map(|who| {
+                let keys = match who {
+                    Who::A => OwnerKeys::derive(who.id(), fixture_rsa("rsa2048.pem"), T0),
+                    Who::B => OwnerKeys::derive(who.id(), fixture_rsa("rsa3072.pem"), T0),
+                    Who::C => OwnerKeys::derive(who.id(), fixture_rsa("rsa4096.pem"), T0),
+                    Who::P => OwnerKeys::generate(who.id(), RsaKeySize::Bits2048, T0),
+                };
+                (who, keys.unwrap())
+            })
+            .collect();
+        let bundles: BTreeMap<Who, TrustedBundle> = keys
+            .iter()
+            .map(|(who, keys)| (*who, trust.trust(keys.bundle().unwrap()).unwrap()))
+            .collect();
+        let mut data = BTreeMap::new();
+        let mut secrets = BTreeMap::new();
+        for from in Who::ALL {
+            for to in Who::ALL {
+                let recipients: Vec<&TrustedBundle> = if from == to {
+                    vec![]
+                } else {
+                    vec![&bundles[&to]]
+                };
+                let (exchange, own) =
+                    ExchangeData::create(&keys[&from], to.id(), &recipients, T0).unwrap();
+                if from != to {
+                    let opened = exchange.open(&keys[&to], &bundles[&from]).unwrap();
+                    secrets.insert((to, from, to), opened);
+                }
+                secrets.insert((from, from, to), own);
+                data.insert((from, to), exchange);
+            }
+        }
+        Self {
+            keys,
+            bundles,
+            data,
+            secrets,
+        }
+    }
+
+    /// `who`'s keys.
+    pub fn keys(&self, who: Who) -> &OwnerKeys {
+        &self.keys[&who]
+    }
+
+    /// `who`'s trusted bundle.
+    pub fn bundle(&self, who: Who) -> &TrustedBundle {
+        &self.bundles[&who]
+    }
+
+    /// The exchange data from `from` to `to`.
+    pub fn data(&self, from: Who, to: Who) -> &ExchangeData {
+        &self.data[&(from, to)]
+    }
+
+    /// The secret of the exchange data `from` → `to` as `holder` opened it.
+    pub fn secret(&self, holder: Who, from: Who, to: Who) -> &ExchangeSecret {
+        &self.secrets[&(holder, from, to)]
+    }
+
+    /// The secret of `from` → `to` on the delegator's side.
+    pub fn own(&self, from: Who, to: Who) -> &ExchangeSecret {
+        self.secret(from, from, to)
+    }
+
+    /// `who`'s access index over every secret it holds.
+    pub fn access(&self, who: Who) -> AccessIndex {
+        AccessIndex::new(
+            who.id(),
+            self.secrets
+                .iter()
+                .filter(|((holder, _, _), _)| *holder == who)
+                .map(|(_, secret)| secret.clone()),
+        )
+    }
+
+    /// Every access-control key of `who` for entities of `entity_type`.
+    pub fn access_keys(&self, who: Who, entity_type: &EntityType) -> Vec<AccessControlKey> {
+        self.access(who).access_control_keys(entity_type)
+    }
+
+    /// A delegation from `from` to `to` (a root when they are the same).
+    pub fn target(
+        &self,
+        from: Who,
+        to: Who,
+        visibility: Visibility,
+        permission: Permission,
+    ) -> DelegationTarget<'_> {
+        DelegationTarget {
+            exchange: self.own(from, to),
+            visibility,
+            permission,
+        }
+    }
+
+    /// The delegation key of `from` → `to` for `entity_type`.
+    pub fn dk(&self, from: Who, to: Who, entity_type: &EntityType) -> tessera_keys::DelegationKey {
+        self.own(from, to).delegation_key(entity_type)
+    }
+
+    /// The public record of `who` as it registers: P is a patient below A, the others top-level HCPs.
+    pub fn owner_record(&self, who: Who) -> Owner {
+        Owner {
+            version: FormatVersion::V1,
+            id: who.id(),
+            kind: if who == Who::P {
+                OwnerKind::Patient
+            } else {
+                OwnerKind::Hcp
+            },
+            parent: (who == Who::P).then_some(Who::A.id()),
+            bundles: vec![self.keys(who).bundle().unwrap()],
+        }
+    }
+}
+
+/// A fixture RSA key of the primitives crate.
+pub fn fixture_rsa(name: &str) -> RsaPrivateKey {
+    let path = format!(
+        "{}/../tessera-primitives/tests/data/keys/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let pem = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    RsaPrivateKey::from_pkcs8_pem(&pem).unwrap()
+}
+
+/// A valid entity type.
+pub fn ty(name: &str) -> EntityType {
+    EntityType::new(name).unwrap()
+}
+
+/// The manifest of the `Note` documents of these tests: `diagnosis` and `note` are sealed, `title` is public.
+pub fn manifest() -> EncryptionManifest {
+    EncryptionManifest::new(["diagnosis", "note"]).unwrap()
+}
+
+/// A note document with a public title and two sensitive fields.
+pub fn document(title: &str, diagnosis: &str, note: &str) -> Map<String, Value> {
+    match json!({"title": title, "diagnosis": diagnosis, "note": note}) {
+        Value::Object(map) => map,
+        _ => unreachable!(),
+    }
+}
+
+/// What to create.
+pub struct Spec<'a> {
+    /// The entity type.
+    pub entity_type: EntityType,
+    /// The document.
+    pub document: Map<String, Value>,
+    /// Secret ids of the new entity.
+    pub secret_ids: Vec<(SecretId, SecretIdScope)>,
+    /// Links to parents.
+    pub parents: Vec<ParentLink>,
+    /// Visibility of the root delegation.
+    pub root_visibility: Visibility,
+    /// Auto-delegations.
+    pub autos: Vec<DelegationTarget<'a>>,
+}
+
+impl Spec<'_> {
+    /// A `Note` with a marker-free document, an explicit root and nothing else.
+    pub fn note() -> Self {
+        Self {
+            entity_type: ty("Note"),
+            document: document("a note", "flu", "rest and fluids"),
+            secret_ids: vec![],
+            parents: vec![],
+            root_visibility: Visibility::Explicit,
+            autos: vec![],
+        }
+    }
+}
+
+/// `creator` creates (client-side) an entity as `spec` says, with a fresh id.
+pub fn create_as(creator: Who, spec: Spec<'_>) -> (EncryptedEntity, DecryptedEntity) {
+    let w = world();
+    create(
+        NewEntity {
+            id: EntityId::generate().unwrap(),
+            entity_type: spec.entity_type,
+            document: spec.document,
+            manifest: &manifest(),
+            secret_ids: spec.secret_ids,
+            parents: spec.parents,
+        },
+        w.target(creator, creator, spec.root_visibility, Permission::Write),
+        &spec.autos,
+    )
+    .unwrap()
+}
+
+/// `creator` creates (client-side) a `Note` with only its root delegation.
+pub fn note(creator: Who) -> (EncryptedEntity, DecryptedEntity) {
+    create_as(creator, Spec::note())
+}
+
+/// A server on `127.0.0.1:0` and its address.
+pub struct TestServer {
+    server: Server,
+    /// `http://127.0.0.1:port`.
+    pub base: String,
+    /// The address it listens on.
+    pub addr: SocketAddr,
+}
+
+impl TestServer {
+    /// A server over a fresh in-memory store with default limits.
+    pub async fn memory() -> Self {
+        Self::start(Arc::new(MemoryStore::new()), |_| {}).await
+    }
+
+    /// A server over `store`, its configuration adjusted by `configure`.
+    pub async fn start(store: Arc<dyn Store>, configure: impl FnOnce(&mut ServerConfig)) -> Self {
+        let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), ADMIN);
+        configure(&mut config);
+        let server = Server::start(config, store).await.unwrap();
+        let addr = server.local_addr();
+        Self {
+            server,
+            base: format!("http://{addr}"),
+            addr,
+        }
+    }
+
+    /// A client without a session, speaking bincode.
+    pub fn client(&self) -> Client {
+        Client::new(self.base.clone())
+    }
+
+    /// A client without a session, speaking `format`.
+    pub fn client_in(&self, format: Format) -> Client {
+        Client::new(self.base.clone()).with_format(format)
+    }
+
+    /// A bincode client logged in as `who`.
+    pub async fn login(&self, who: Who) -> Client {
+        self.login_in(who, Format::Bincode).await
+    }
+
+    /// A client logged in as `who`, speaking `format`.
+    pub async fn login_in(&self, who: Who, format: Format) -> Client {
+        let mut client = self.client_in(format);
+        client.login(world().keys(who)).await.unwrap();
+        client
+    }
+
+    /// A client logged in as `who` that registered its access-control keys for `entity_type` in the session.
+    pub async fn login_with_keys(&self, who: Who, entity_type: &EntityType) -> Client {
+        let client = self.login(who).await;
+        client
+            .register_access_keys(&world().access_keys(who, entity_type))
+            .await
+            .unwrap();
+        client
+    }
+
+    /// Registers A, B and C with the administrator token and P through A, then stores the exchange data of every
+    /// pair (each delegator stores its own).
+    pub async fn register_world(&self) {
+        let w = world();
+        let anonymous = self.client();
+        for who in [Who::A, Who::B, Who::C] {
+            let written = anonymous
+                .register_owner_as_admin(ADMIN, &w.owner_record(who))
+                .await
+                .unwrap();
+            assert_eq!(written.rev, 1);
+        }
+        let a = self.login(Who::A).await;
+        assert_eq!(
+            a.register_owner(&w.owner_record(Who::P)).await.unwrap().rev,
+            1
+        );
+        for from in Who::ALL {
+            let client = self.login(from).await;
+            for to in Who::ALL {
+                client.put_exchange_data(w.data(from, to)).await.unwrap();
+            }
+        }
+    }
+
+    /// Stops the server (graceful shutdown).
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+}
+
+/// An answer to a raw request.
+#[derive(Debug)]
+pub struct RawAnswer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The headers.
+    pub headers: hyper::HeaderMap,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl RawAnswer {
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body parsed as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// Sends a request the typed client cannot make (malformed bodies, odd headers) and reads the whole answer.
+/// Returns `Err` with the transport error if the server closed the connection without answering.
+pub async fn raw(
+    base: &str,
+    method: Method,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> Result<RawAnswer, String> {
+    let client: HyperClient<_, Full<Bytes>> =
+        HyperClient::builder(TokioExecutor::new()).build_http();
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(format!("{base}{path}"));
+    for (name, value) in headers {
+        builder = builder.header(*name, value);
+    }
+    let request = builder.body(Full::new(Bytes::from(body))).unwrap();
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("{e:?}"))?
+        .to_bytes()
+        .to_vec();
+    Ok(RawAnswer {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// `GET path` with a bearer token and no body.
+pub async fn get_with_token(base: &str, path: &str, token: &str) -> RawAnswer {
+    raw(base, Method::GET, path, &[bearer(token)], vec![])
+        .await
+        .unwrap()
+}
+
+/// The `Authorization` header of a client session token.
+pub fn bearer(token: &str) -> (&'static str, String) {
+    ("authorization", format!("Bearer {token}"))
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The HTTP status of a failed client call.
+#[track_caller]
+pub fn status<T: std::fmt::Debug>(result: tessera_client::Result<T>) -> u16 {
+    match result {
+        Err(error) => error
+            .status()
+            .unwrap_or_else(|| panic!("expected an HTTP error status, got {error:?}")),
+        Ok(value) => panic!("expected an error status, got Ok({value:?})"),
+    }
+}
+
+/// The HTTP status and the machine-readable code of a failed client call.
+#[track_caller]
+pub fn status_code<T: std::fmt::Debug>(result: tessera_client::Result<T>) -> (u16, String) {
+    match result {
+        Err(tessera_client::Error::Status { status, code, .. }) => (status, code.to_string()),
+        other => panic!("expected an HTTP error status, got {other:?}"),
+    }
+}
