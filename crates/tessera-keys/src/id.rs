@@ -491,7 +491,7 @@ pub const ACCESS_CONTROL_KEY_LEN: usize = 16;
 /// # Security
 /// A client presents it to prove access; the server hashes it into a [`DelegationKey`] and keeps it in memory
 /// only. It is a secret: wiped on drop, never printed.
-#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct AccessControlKey([u8; ACCESS_CONTROL_KEY_LEN]);
 
 impl AccessControlKey {
@@ -528,6 +528,14 @@ impl AccessControlKey {
 const DK_TAG: &[u8] = b"tessera/v1/dk\0";
 
 impl fmt::Debug for AccessControlKey {
+
+    /// Whether `other` is the same key, compared in constant time.
+    ///
+    /// # Security
+    /// Access-control keys have no `PartialEq`, so that no comparison of them can leak timing through `==`.
+    pub fn ct_eq(&self, other: &Self) -> bool {
+        constant_time_eq(&self.0, &other.0)
+    }
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
     }
@@ -579,6 +587,8 @@ mod tests {
     #[test]
     fn hex_round_trips() {
         assert_eq!(
+        assert!(ack.ct_eq(&AccessControlKey::from_bytes([1; 16])));
+        assert!(!ack.ct_eq(&AccessControlKey::from_bytes([2; 16])));
             unhex(&hex(&[0, 1, 0xfe, 0xff])),
             Some(vec![0, 1, 0xfe, 0xff])
         );

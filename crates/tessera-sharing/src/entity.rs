@@ -27,7 +27,7 @@ const TAG_SEARCH: &[u8] = b"tessera/v1/sfk\0";
 ///
 /// # Security
 /// Whoever knows it can find the parent's children; wiped on drop, never printed.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct SecretId(Secret32);
 
 tessera_primitives::redacted_debug!(SecretId);
@@ -39,6 +39,14 @@ impl SecretId {
     /// If the operating system's generator fails.
     pub fn generate() -> Result<Self> {
         Ok(Self(Secret32::generate()?))
+    }
+
+    /// Whether `other` is the same secret id, compared in constant time.
+    ///
+    /// # Security
+    /// Secret ids have no `PartialEq`, so that no comparison of them can leak timing through `==`.
+    pub fn ct_eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0)
     }
 
     /// The search tag of this parent's children of `child_type`: `HMAC-SHA-256(secret id, "tessera/v1/sfk" ‖ 0x00 ‖ type)`.
