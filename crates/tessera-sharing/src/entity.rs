@@ -12,7 +12,7 @@ use crate::error::{Error, Result, RuleViolation};
 use crate::manifest::{EncryptionManifest, merge};
 use crate::model::{
     AttachmentRef, EncryptedEntity, EntityId, Permission, Sealed, SearchTag, SecureDelegation,
-    SecurityMetadata,
+    SecurityMetadata, ShareEntry,
 };
 use crate::rules;
 use crate::seal::{
@@ -175,38 +175,6 @@ impl std::ops::Deref for DecryptedEntity {
 
     fn deref(&self) -> &EntityKeys {
         &self.keys
-    }
-}
-
-/// One delegation to add to one entity: the unit of a share request.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ShareEntry {
-    /// The entity.
-    pub entity_id: EntityId,
-    /// The new delegation's key.
-    pub delegation_key: DelegationKey,
-    /// The new delegation.
-    pub delegation: SecureDelegation,
-}
-
-/// A bulk share: any number of delegations for any number of entities, sent as one value.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ShareRequest {
-    /// Format version.
-    pub version: FormatVersion,
-    /// The delegations to add.
-    pub entries: Vec<ShareEntry>,
-}
-
-impl ShareRequest {
-    /// A request of these entries.
-    pub fn new(entries: Vec<ShareEntry>) -> Self {
-        Self {
-            version: FormatVersion::V1,
-            entries,
-        }
     }
 }
 

@@ -13,14 +13,13 @@ mod sidemap;
 pub use crate::access::{AccessIndex, DelegationLookup};
 pub use crate::entity::{
     DecryptedEntity, DelegationTarget, EntityKeys, NewEntity, ParentLink, Rotation, SecretId,
-    SecretIdScope, ShareEntry, ShareRequest, Visibility, create, decrypt, open_keys,
-    revoke_and_rotate, share, update,
+    SecretIdScope, Visibility, create, decrypt, open_keys, revoke_and_rotate, share, update,
 };
 pub use crate::error::{Error, Result, RuleViolation};
 pub use crate::manifest::{EncryptionManifest, JsonPath, merge};
 pub use crate::model::{
     AttachmentId, AttachmentRef, EncryptedEntity, EntityId, Permission, Sealed, SearchTag,
-    SecureDelegation, SecurityMetadata,
+    SecureDelegation, SecurityMetadata, ShareEntry, ShareRequest,
 };
 pub use crate::sidemap::SideMapEntry;
 
