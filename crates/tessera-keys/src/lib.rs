@@ -6,6 +6,7 @@ mod exchange;
 mod id;
 mod keybag;
 mod owner;
+mod time;
 mod trust;
 
 /// Serde helpers for byte fields shared by the layers above: lowercase hex in JSON, raw bytes in bincode.
@@ -26,6 +27,7 @@ pub use crate::owner::{
     ChainLink, KeyBundle, Owner, OwnerKeys, OwnerKind, SignatureBytes, UnwrapKey,
 };
 pub use crate::trust::{CallbackTrust, PinnedFingerprints, Tofu, TrustPolicy, TrustedBundle};
+pub use crate::time::unix_now;
 
 /// Every public type can cross threads.
 const _: () = {

@@ -4,12 +4,11 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use tessera_keys::{
     AccessControlKey, DelegationKey, EntityType, ExchangeData, ExchangeDataId, ExchangeSecret,
     Fingerprint, KeyBag, KeyBagEntry, OwnerId, OwnerKeys, OwnerKind, PinnedFingerprints,
-    TrustPolicy, TrustedBundle,
+    TrustPolicy, TrustedBundle, unix_now,
 };
 use tessera_primitives::RsaKeySize;
 use tessera_sharing::{DelegationLookup, EncryptionManifest, Visibility};
@@ -437,7 +436,7 @@ impl Session {
             self.trusted_bundles(delegate).await?
         };
         let recipients: Vec<&TrustedBundle> = recipients.iter().collect();
-        let (data, secret) = ExchangeData::create(&self.keys, delegate, &recipients, now())?;
+        let (data, secret) = ExchangeData::create(&self.keys, delegate, &recipients, unix_now())?;
         let data = &data;
         self.call(|c| async move { c.put_exchange_data(data).await })
             .await?;
@@ -538,11 +537,4 @@ impl DelegationLookup for SessionLookup<'_> {
     ) -> tessera_sharing::Result<Option<Arc<ExchangeSecret>>> {
         Ok(self.0.lock().exchange.lookup(entity_type, delegation_key)?)
     }
-}
-
-/// Seconds since the Unix epoch.
-pub(crate) fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
