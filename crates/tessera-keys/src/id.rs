@@ -110,7 +110,12 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
-pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
+/// The bytes of `text`, which must be lowercase hex of even length: the strict inverse of [`hex`].
+///
+/// Uppercase digits, signs, whitespace and prefixes are refused, so that exactly one text decodes to a given byte
+/// string (an id or key read from a request names one value, never several spellings of it). Every hex decoder of
+/// Tessera should be this one.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
     fn nibble(c: u8) -> Option<u8> {
         match c {
             b'0'..=b'9' => Some(c - b'0'),
@@ -523,11 +528,6 @@ impl AccessControlKey {
     pub fn matches(&self, delegation_key: &DelegationKey) -> bool {
         constant_time_eq(self.delegation_key().as_bytes(), delegation_key.as_bytes())
     }
-}
-
-const DK_TAG: &[u8] = b"tessera/v1/dk\0";
-
-impl fmt::Debug for AccessControlKey {
 
     /// Whether `other` is the same key, compared in constant time.
     ///
@@ -536,6 +536,11 @@ impl fmt::Debug for AccessControlKey {
     pub fn ct_eq(&self, other: &Self) -> bool {
         constant_time_eq(&self.0, &other.0)
     }
+}
+
+const DK_TAG: &[u8] = b"tessera/v1/dk\0";
+
+impl fmt::Debug for AccessControlKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
     }
@@ -582,18 +587,21 @@ mod tests {
         assert_eq!(format!("{ack:?}"), "[redacted]");
         assert!(ack.matches(&ack.delegation_key()));
         assert!(!AccessControlKey::from_bytes([2; 16]).matches(&ack.delegation_key()));
+        assert!(ack.ct_eq(&AccessControlKey::from_bytes([1; 16])));
+        assert!(!ack.ct_eq(&AccessControlKey::from_bytes([2; 16])));
     }
 
     #[test]
     fn hex_round_trips() {
         assert_eq!(
-        assert!(ack.ct_eq(&AccessControlKey::from_bytes([1; 16])));
-        assert!(!ack.ct_eq(&AccessControlKey::from_bytes([2; 16])));
             unhex(&hex(&[0, 1, 0xfe, 0xff])),
             Some(vec![0, 1, 0xfe, 0xff])
         );
         assert_eq!(unhex("0g"), None);
         assert_eq!(unhex("abc"), None);
         assert_eq!(unhex("AB"), None);
+        for other_spelling in ["+f", "-0", " a", "0x", "aB"] {
+            assert_eq!(unhex(other_spelling), None, "{other_spelling}");
+        }
     }
 }
