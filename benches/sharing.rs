@@ -19,7 +19,7 @@ use tessera_keys::{
 use tessera_primitives::{RsaKeySize, RsaPrivateKey};
 use tessera_sharing::{
     AccessIndex, DelegationTarget, EncryptionManifest, EntityId, NewEntity, Permission, Visibility,
-    create, decrypt, revoke_and_rotate, rules, share,
+    create, decrypt, open_keys, revoke_and_rotate, rules, share,
 };
 
 /// Everything the benchmarks share: a doctor with its self exchange data and ten partners' exchange data.
@@ -134,6 +134,10 @@ fn entity_operations(c: &mut Criterion) {
     decrypt(&entity, &access).unwrap();
     group.bench_function(BenchmarkId::new("decrypt", 1024), |b| {
         b.iter(|| decrypt(black_box(&entity), &access).unwrap())
+    });
+    // What sharing, updating, rotating and attachments open: the keys, not the content.
+    group.bench_function(BenchmarkId::new("open-keys", 1024), |b| {
+        b.iter(|| open_keys(black_box(&entity), &access).unwrap())
     });
     group.finish();
 

@@ -67,14 +67,16 @@ pub enum Error {
     #[error("the secret belongs to other exchange data")]
     ExchangeMismatch,
 
-    /// The primitives layer refused an operation (a key outside policy, a failed random draw).
+    /// The primitives layer refused an operation (a key outside policy, a failed random draw). Never a failed
+    /// decryption or verification: those are [`Error::Crypto`].
     #[error(transparent)]
-    Primitive(#[from] tessera_primitives::Error),
+    Primitive(tessera_primitives::Error),
 }
 
-impl Error {
-    /// Maps a primitives error: decryption failures stay opaque, everything else keeps its detail.
-    pub(crate) fn from_primitive(error: tessera_primitives::Error) -> Self {
+/// Every decryption or verification failure of the primitives becomes the opaque [`Error::Crypto`], so that opacity
+/// survives `?` without any call site remembering it; every other error keeps its detail.
+impl From<tessera_primitives::Error> for Error {
+    fn from(error: tessera_primitives::Error) -> Self {
         match error {
             tessera_primitives::Error::Crypto => Self::Crypto,
             other => Self::Primitive(other),

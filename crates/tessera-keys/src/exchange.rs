@@ -164,11 +164,10 @@ impl ExchangeData {
         if signer.fingerprint() != self.signer {
             return Err(Error::Crypto);
         }
-        signer
+        Ok(signer
             .bundle()
             .verifying_key()
-            .verify(&self.canonical_bytes(), &Signature::from(self.signature.0))
-            .map_err(Error::from_primitive)
+            .verify(&self.canonical_bytes(), &Signature::from(self.signature.0))?)
     }
 
     /// Verifies the signature first, then unwraps the secret with `key` and checks it against the commitment.
@@ -239,12 +238,11 @@ impl ExchangeData {
     }
 
     fn check_commitment(&self, secret: &Secret32) -> Result<()> {
-        verify_hmac_sha256(
+        Ok(verify_hmac_sha256(
             secret.expose_secret(),
             &commitment_message(&self.id),
             &self.commitment,
-        )
-        .map_err(Error::from_primitive)
+        )?)
     }
 }
 

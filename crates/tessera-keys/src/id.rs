@@ -110,7 +110,12 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
-pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
+/// The bytes of `text`, which must be lowercase hex of even length: the strict inverse of [`hex`].
+///
+/// Uppercase digits, signs, whitespace and prefixes are refused, so that exactly one text decodes to a given byte
+/// string (an id or key read from a request names one value, never several spellings of it). Every hex decoder of
+/// Tessera should be this one.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
     fn nibble(c: u8) -> Option<u8> {
         match c {
             b'0'..=b'9' => Some(c - b'0'),
@@ -491,7 +496,7 @@ pub const ACCESS_CONTROL_KEY_LEN: usize = 16;
 /// # Security
 /// A client presents it to prove access; the server hashes it into a [`DelegationKey`] and keeps it in memory
 /// only. It is a secret: wiped on drop, never printed.
-#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct AccessControlKey([u8; ACCESS_CONTROL_KEY_LEN]);
 
 impl AccessControlKey {
@@ -522,6 +527,14 @@ impl AccessControlKey {
     /// Whether this key hashes to `delegation_key`, compared in constant time.
     pub fn matches(&self, delegation_key: &DelegationKey) -> bool {
         constant_time_eq(self.delegation_key().as_bytes(), delegation_key.as_bytes())
+    }
+
+    /// Whether `other` is the same key, compared in constant time.
+    ///
+    /// # Security
+    /// Access-control keys have no `PartialEq`, so that no comparison of them can leak timing through `==`.
+    pub fn ct_eq(&self, other: &Self) -> bool {
+        constant_time_eq(&self.0, &other.0)
     }
 }
 
@@ -574,6 +587,8 @@ mod tests {
         assert_eq!(format!("{ack:?}"), "[redacted]");
         assert!(ack.matches(&ack.delegation_key()));
         assert!(!AccessControlKey::from_bytes([2; 16]).matches(&ack.delegation_key()));
+        assert!(ack.ct_eq(&AccessControlKey::from_bytes([1; 16])));
+        assert!(!ack.ct_eq(&AccessControlKey::from_bytes([2; 16])));
     }
 
     #[test]
@@ -585,5 +600,8 @@ mod tests {
         assert_eq!(unhex("0g"), None);
         assert_eq!(unhex("abc"), None);
         assert_eq!(unhex("AB"), None);
+        for other_spelling in ["+f", "-0", " a", "0x", "aB"] {
+            assert_eq!(unhex(other_spelling), None, "{other_spelling}");
+        }
     }
 }

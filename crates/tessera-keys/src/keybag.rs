@@ -105,8 +105,7 @@ impl KeyBag {
         }
         let payload = zeroize::Zeroizing::new(
             keys.self_key()
-                .open(&entry.sealed, &entry_aad(entry.owner, &entry.id))
-                .map_err(Error::from_primitive)?,
+                .open(&entry.sealed, &entry_aad(entry.owner, &entry.id))?,
         );
         let mut reader = Reader::new(&payload, "key-bag entry");
         FormatVersion::check(reader.u8()?, "key-bag entry")?;

@@ -6,11 +6,13 @@ mod exchange;
 mod id;
 mod keybag;
 mod owner;
+mod time;
 mod trust;
 
-/// Serde helpers for byte fields shared by the layers above: lowercase hex in JSON, raw bytes in bincode.
+/// Serde helpers for byte fields shared by the layers above (lowercase hex in JSON, raw bytes in bincode), and the
+/// one hex encoder and strict decoder.
 pub mod wire {
-    pub use crate::id::{fixed_bytes, hex, var_bytes};
+    pub use crate::id::{fixed_bytes, hex, unhex, var_bytes};
 }
 #[cfg(feature = "test-utils")]
 pub mod vectors;
@@ -25,6 +27,7 @@ pub use crate::keybag::{KeyBag, KeyBagEntry};
 pub use crate::owner::{
     ChainLink, KeyBundle, Owner, OwnerKeys, OwnerKind, SignatureBytes, UnwrapKey,
 };
+pub use crate::time::unix_now;
 pub use crate::trust::{CallbackTrust, PinnedFingerprints, Tofu, TrustPolicy, TrustedBundle};
 
 /// Every public type can cross threads.

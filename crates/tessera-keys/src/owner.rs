@@ -209,9 +209,7 @@ impl UnwrapKey for OwnerKeys {
     }
 
     fn unwrap_key(&self, wrapped: &WrappedKey, label: &[u8]) -> Result<SecretBytes> {
-        self.rsa
-            .unwrap(wrapped, label)
-            .map_err(Error::from_primitive)
+        Ok(self.rsa.unwrap(wrapped, label)?)
     }
 }
 
@@ -344,9 +342,9 @@ impl KeyBundle {
     /// # Errors
     /// [`Error::Crypto`] if it does not verify.
     pub fn verify_self_signature(&self) -> Result<()> {
-        self.ed25519
-            .verify(&self.canonical_bytes()?, &self.self_signature)
-            .map_err(Error::from_primitive)
+        Ok(self
+            .ed25519
+            .verify(&self.canonical_bytes()?, &self.self_signature)?)
     }
 
     /// Checks an answer to a login challenge made with this bundle's key for its owner.
@@ -354,12 +352,11 @@ impl KeyBundle {
     /// # Errors
     /// [`Error::Crypto`] if the signature does not verify.
     pub fn verify_login(&self, challenge: &[u8], signature: &SignatureBytes) -> Result<()> {
-        self.ed25519
-            .verify(
-                &login_message(self.owner, challenge)?,
-                &Signature::from(signature.0),
-            )
-            .map_err(Error::from_primitive)
+        self.ed25519.verify(
+            &login_message(self.owner, challenge)?,
+            &Signature::from(signature.0),
+        )?;
+        Ok(())
     }
 
     /// Checks that `older`, a bundle of the same owner, signed this bundle.
@@ -381,10 +378,9 @@ impl KeyBundle {
             return Err(Error::Crypto);
         }
         let message = Self::chain_message(&older_fingerprint, &self.fingerprint());
-        older
+        Ok(older
             .ed25519
-            .verify(&message, &Signature::from(link.signature.0))
-            .map_err(Error::from_primitive)
+            .verify(&message, &Signature::from(link.signature.0))?)
     }
 
     fn body(

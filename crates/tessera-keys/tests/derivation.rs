@@ -81,9 +81,9 @@ fn assert_same_exchange_secret(a: &ExchangeSecret, b: &ExchangeSecret) {
             b.delegation_key(&entity_type),
             "{entity_type}"
         );
-        assert_eq!(
-            a.access_control_key(&entity_type),
-            b.access_control_key(&entity_type),
+        assert!(
+            a.access_control_key(&entity_type)
+                .ct_eq(&b.access_control_key(&entity_type)),
             "{entity_type}"
         );
     }
@@ -256,7 +256,7 @@ fn access_control_keys_differ_per_entity_type() {
         let ack = alice_side.access_control_key(entity_type);
         let dk = alice_side.delegation_key(entity_type);
         // Delegator and delegate agree.
-        assert_eq!(ack, bob_side.access_control_key(entity_type));
+        assert!(ack.ct_eq(&bob_side.access_control_key(entity_type)));
         assert_eq!(dk, bob_side.delegation_key(entity_type));
         assert_eq!(ack.delegation_key(), dk);
         assert!(ack.matches(&dk));
@@ -317,7 +317,7 @@ fn access_control_key_matches_only_its_own_delegation_key() {
     // A server rebuilds the key from the 16 presented bytes.
     let presented = AccessControlKey::from_bytes(*ack.expose_secret());
     assert!(presented.matches(&stored));
-    assert_eq!(presented, ack);
+    assert!(presented.ct_eq(&ack));
     // Another type, other exchange data, a flipped bit: no match.
     assert!(!bob_side.access_control_key(&contact).matches(&stored));
     assert!(!other_side.access_control_key(&patient).matches(&stored));

@@ -3,6 +3,7 @@
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::error::{Error, Result};
+use crate::hash::constant_time_eq;
 use crate::random;
 
 /// Implements `Debug` as `[redacted]` for types holding secrets; the layers above use it for their own secrets.
@@ -21,7 +22,7 @@ macro_rules! redacted_debug {
 ///
 /// # Security
 /// The bytes are wiped when the value is dropped. They leave only through [`SecretBytes::expose_secret`].
-#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct SecretBytes(Vec<u8>);
 
 crate::redacted_debug!(SecretBytes);
@@ -59,6 +60,14 @@ impl SecretBytes {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Whether `other` holds the same bytes, compared in time that depends only on the lengths.
+    ///
+    /// # Security
+    /// Secrets have no `PartialEq`, so that no comparison of them can leak timing through `==`.
+    pub fn ct_eq(&self, other: &Self) -> bool {
+        constant_time_eq(&self.0, &other.0)
+    }
 }
 
 impl From<Zeroizing<Vec<u8>>> for SecretBytes {
@@ -71,7 +80,7 @@ impl From<Zeroizing<Vec<u8>>> for SecretBytes {
 ///
 /// # Security
 /// The bytes are wiped when the value is dropped. They leave only through [`Secret32::expose_secret`].
-#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct Secret32([u8; 32]);
 
 crate::redacted_debug!(Secret32);
@@ -99,6 +108,14 @@ impl Secret32 {
     pub fn expose_secret(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// Whether `other` holds the same bytes, compared in constant time.
+    ///
+    /// # Security
+    /// Secrets have no `PartialEq`, so that no comparison of them can leak timing through `==`.
+    pub fn ct_eq(&self, other: &Self) -> bool {
+        constant_time_eq(&self.0, &other.0)
+    }
 }
 
 impl TryFrom<&[u8]> for Secret32 {
@@ -118,7 +135,7 @@ impl TryFrom<&[u8]> for Secret32 {
 ///
 /// # Security
 /// The text is wiped when the value is dropped. It leaves only through [`SecretString::expose_secret`].
-#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct SecretString(String);
 
 crate::redacted_debug!(SecretString);
@@ -135,6 +152,14 @@ impl SecretString {
     /// Do not copy it into a buffer that is not wiped, and never log it.
     pub fn expose_secret(&self) -> &str {
         &self.0
+    }
+
+    /// Whether `other` holds the same text, compared in time that depends only on the lengths.
+    ///
+    /// # Security
+    /// Secrets have no `PartialEq`, so that no comparison of them can leak timing through `==`.
+    pub fn ct_eq(&self, other: &Self) -> bool {
+        constant_time_eq(self.0.as_bytes(), other.0.as_bytes())
     }
 }
 
@@ -159,7 +184,9 @@ mod tests {
 
     #[test]
     fn generated_secrets_differ() -> Result<()> {
-        assert_ne!(Secret32::generate()?, Secret32::generate()?);
+        assert!(!Secret32::generate()?.ct_eq(&Secret32::generate()?));
+        let fixed = Secret32::from_bytes([3; 32]);
+        assert!(fixed.ct_eq(&fixed.clone()));
         assert_eq!(SecretBytes::generate(48)?.len(), 48);
         Ok(())
     }

@@ -68,6 +68,14 @@ impl StreamLayout {
         })
     }
 
+    /// Length of the plaintext the stream holds: the inverse of [`encrypted_len`].
+    pub fn plaintext_len(&self) -> u64 {
+        // `from_encrypted_len` admits only lengths that hold the header and one tag per segment.
+        self.encrypted_len
+            .saturating_sub(HEADER_LEN as u64)
+            .saturating_sub(u64::from(self.segments) * TAG_LEN as u64)
+    }
+
     /// Number of segments.
     pub fn segments(&self) -> u32 {
         self.segments

@@ -218,7 +218,7 @@ fn canonical_bytes_do_not_depend_on_the_encoding_tool() {
     let ours =
         RsaPrivateKey::from_pkcs8_der(theirs.to_pkcs8_der().unwrap().expose_secret()).unwrap();
     let canonical = theirs.to_canonical_bytes().unwrap();
-    assert_eq!(canonical, ours.to_canonical_bytes().unwrap());
+    assert!(canonical.ct_eq(&ours.to_canonical_bytes().unwrap()));
     assert_eq!(canonical.len(), 2 + 2 * 256);
     assert_eq!(&canonical.expose_secret()[..2], &256u16.to_be_bytes());
     // The modulus follows the length, then a prime that is half the modulus size, left-padded.
@@ -230,11 +230,12 @@ fn canonical_bytes_do_not_depend_on_the_encoding_tool() {
             .iter()
             .all(|b| *b == 0)
     );
-    assert_ne!(
-        canonical,
-        RsaPrivateKey::from_pkcs8_pem(&fixture("rsa3072.pem"))
-            .unwrap()
-            .to_canonical_bytes()
-            .unwrap()
+    assert!(
+        !canonical.ct_eq(
+            &RsaPrivateKey::from_pkcs8_pem(&fixture("rsa3072.pem"))
+                .unwrap()
+                .to_canonical_bytes()
+                .unwrap()
+        )
     );
 }

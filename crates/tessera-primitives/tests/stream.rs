@@ -88,6 +88,7 @@ fn every_api_round_trips_and_agrees_on_length() {
             u64::from(layout.segments()),
             stream::segment_count(len as u64)
         );
+        assert_eq!(layout.plaintext_len(), len as u64, "len {len}");
     }
 }
 

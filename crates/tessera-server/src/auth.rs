@@ -143,14 +143,7 @@ pub(crate) enum Registration {
     TooMany,
 }
 
+/// The token's 32 bytes from its lowercase hex, through the one strict decoder (`tessera_keys::wire::unhex`).
 fn decode_token(token_hex: &str) -> Option<[u8; 32]> {
-    let bytes = (0..token_hex.len())
-        .step_by(2)
-        .map(|i| {
-            token_hex
-                .get(i..i + 2)
-                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-        })
-        .collect::<Option<Vec<u8>>>()?;
-    bytes.try_into().ok()
+    tessera_keys::wire::unhex(token_hex)?.try_into().ok()
 }

@@ -231,30 +231,18 @@ pub(crate) fn too_many_keys(max: usize) -> ApiError {
 }
 
 fn parse_access_key(hex: &str) -> Result<AccessControlKey, ApiError> {
-    let invalid = || ApiError::bad_request("an access key is 32 lowercase hex digits");
-    if hex.len() != 32 {
-        return Err(invalid());
-    }
-    let mut bytes = [0u8; 16];
-    for (index, byte) in bytes.iter_mut().enumerate() {
-        let pair = hex.get(2 * index..2 * index + 2).ok_or_else(invalid)?;
-        *byte = u8::from_str_radix(pair, 16).map_err(|_| invalid())?;
-    }
+    let bytes = tessera_keys::wire::unhex(hex)
+        .and_then(|bytes| <[u8; 16]>::try_from(bytes).ok())
+        .ok_or_else(|| ApiError::bad_request("an access key is 32 lowercase hex digits"))?;
     Ok(AccessControlKey::from_bytes(bytes))
 }
 
-/// Parses lowercase hex of exactly `N` bytes from a path or query.
+/// Parses lowercase hex of exactly `N` bytes from a path or query (the one strict decoder, `tessera_keys::wire::unhex`:
+/// uppercase or a sign is refused, so one key has one spelling).
 pub(crate) fn parse_hex<const N: usize>(text: &str) -> Result<[u8; N], ApiError> {
-    let invalid = || ApiError::bad_request(format!("expected {} hex digits", 2 * N));
-    if text.len() != 2 * N {
-        return Err(invalid());
-    }
-    let mut out = [0u8; N];
-    for (index, byte) in out.iter_mut().enumerate() {
-        let pair = text.get(2 * index..2 * index + 2).ok_or_else(invalid)?;
-        *byte = u8::from_str_radix(pair, 16).map_err(|_| invalid())?;
-    }
-    Ok(out)
+    tessera_keys::wire::unhex(text)
+        .and_then(|bytes| <[u8; N]>::try_from(bytes).ok())
+        .ok_or_else(|| ApiError::bad_request(format!("expected {} lowercase hex digits", 2 * N)))
 }
 
 /// The value of query parameter `name`.
@@ -264,4 +252,30 @@ pub(crate) fn query<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
         .filter_map(|pair| pair.split_once('='))
         .find(|(key, _)| *key == name)
         .map(|(_, value)| value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_has_one_spelling() {
+        assert_eq!(parse_hex::<2>("0aff").ok(), Some([0x0a, 0xff]));
+        for other in [
+            "0AFF", "0aFf", "+aff", "0a+f", "0af", "0aff0", "0x0a", "0a f",
+        ] {
+            assert!(parse_hex::<2>(other).is_err(), "{other:?} decoded");
+        }
+        let key = "00112233445566778899aabbccddeeff";
+        assert!(parse_access_key(key).is_ok());
+        assert!(parse_access_key(&key.to_uppercase()).is_err());
+        assert!(parse_access_key(&key.replace("00", "+0")).is_err());
+    }
+
+    #[test]
+    fn access_keys_refuse_other_lengths() {
+        assert!(parse_access_key("").is_err());
+        assert!(parse_access_key("00112233445566778899aabbccddee").is_err());
+        assert!(parse_access_key("00112233445566778899aabbccddeeff00").is_err());
+    }
 }

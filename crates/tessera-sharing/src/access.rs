@@ -1,15 +1,41 @@
-//! What an owner can open: its exchange secrets, indexed by the delegation keys they produce per entity type.
+//! What an owner can open: the [`DelegationLookup`] the entity operations ask for the exchange secret behind a
+//! delegation key, and [`AccessIndex`], its simple implementation over a list of opened secrets.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use tessera_keys::{AccessControlKey, DelegationKey, EntityType, ExchangeSecret, KeyBag, OwnerId};
 
+use crate::error::Result;
+
+/// Where the entity operations ([`crate::decrypt`], [`crate::open_keys`], [`crate::revoke_and_rotate`]) find the
+/// exchange secret behind a delegation key of an entity type.
+///
+/// One delegation key serves every entity of a type between two owners, so an implementation indexes its secrets
+/// by `(entity type, delegation key)` once and answers each question with a map lookup. [`AccessIndex`] does so
+/// for a list of opened secrets; an SDK session implements it over its own cache of sealed secrets, so that the
+/// client keeps one index, not one per read.
+pub trait DelegationLookup {
+    /// The owner whose secrets these are.
+    fn owner(&self) -> OwnerId;
+
+    /// The secret behind `delegation_key` for entities of `entity_type`, if this owner holds it.
+    ///
+    /// # Errors
+    /// [`crate::Error::Crypto`] if the implementation holds the secret but can no longer produce it (a sealed copy
+    /// that does not open).
+    fn exchange_secret(
+        &self,
+        entity_type: &EntityType,
+        delegation_key: &DelegationKey,
+    ) -> Result<Option<Arc<ExchangeSecret>>>;
+}
+
 /// An owner's exchange secrets and, per entity type, the delegation keys they give (computed once per type).
 #[derive(Debug)]
 pub struct AccessIndex {
     owner: OwnerId,
-    secrets: Vec<ExchangeSecret>,
+    secrets: Vec<Arc<ExchangeSecret>>,
     by_type: RwLock<HashMap<EntityType, Arc<HashMap<DelegationKey, usize>>>>,
 }
 
@@ -18,7 +44,7 @@ impl AccessIndex {
     pub fn new(owner: OwnerId, secrets: impl IntoIterator<Item = ExchangeSecret>) -> Self {
         Self {
             owner,
-            secrets: secrets.into_iter().collect(),
+            secrets: secrets.into_iter().map(Arc::new).collect(),
             by_type: RwLock::new(HashMap::new()),
         }
     }
@@ -35,7 +61,7 @@ impl AccessIndex {
 
     /// Adds a secret (after creating or opening exchange data).
     pub fn insert(&mut self, secret: ExchangeSecret) {
-        self.secrets.push(secret);
+        self.secrets.push(Arc::new(secret));
         self.by_type
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner)
@@ -48,8 +74,7 @@ impl AccessIndex {
         entity_type: &EntityType,
         delegation_key: &DelegationKey,
     ) -> Option<&ExchangeSecret> {
-        let index = self.index(entity_type);
-        index.get(delegation_key).and_then(|i| self.secrets.get(*i))
+        self.find(entity_type, delegation_key).map(Arc::as_ref)
     }
 
     /// Every delegation key this owner can open for `entity_type`.
@@ -75,6 +100,15 @@ impl AccessIndex {
         self.secrets.is_empty()
     }
 
+    fn find(
+        &self,
+        entity_type: &EntityType,
+        delegation_key: &DelegationKey,
+    ) -> Option<&Arc<ExchangeSecret>> {
+        let index = self.index(entity_type);
+        index.get(delegation_key).and_then(|i| self.secrets.get(*i))
+    }
+
     fn index(&self, entity_type: &EntityType) -> Arc<HashMap<DelegationKey, usize>> {
         if let Some(index) = self
             .by_type
@@ -96,5 +130,19 @@ impl AccessIndex {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(entity_type.clone(), Arc::clone(&index));
         index
+    }
+}
+
+impl DelegationLookup for AccessIndex {
+    fn owner(&self) -> OwnerId {
+        self.owner
+    }
+
+    fn exchange_secret(
+        &self,
+        entity_type: &EntityType,
+        delegation_key: &DelegationKey,
+    ) -> Result<Option<Arc<ExchangeSecret>>> {
+        Ok(self.find(entity_type, delegation_key).cloned())
     }
 }

@@ -4,7 +4,7 @@
 use tessera_primitives::AeadKey;
 use tessera_primitives::stream::{self, StreamLayout, StreamOpener, StreamSealer};
 
-use crate::entity::DecryptedEntity;
+use crate::entity::EntityKeys;
 use crate::error::{Error, Result};
 use crate::model::{AttachmentId, AttachmentRef, Sealed};
 use crate::seal::{attachment_key_aad, attachment_stream_aad, key_from_bytes};
@@ -13,10 +13,7 @@ use crate::seal::{attachment_key_aad, attachment_stream_aad, key_from_bytes};
 ///
 /// # Errors
 /// [`Error::Primitive`] if randomness fails.
-pub fn seal_attachment(
-    entity: &DecryptedEntity,
-    content: &[u8],
-) -> Result<(AttachmentRef, Vec<u8>)> {
+pub fn seal_attachment(entity: &EntityKeys, content: &[u8]) -> Result<(AttachmentRef, Vec<u8>)> {
     seal_new(entity, AttachmentId::generate()?, content)
 }
 
@@ -27,10 +24,7 @@ pub fn seal_attachment(
 ///
 /// # Errors
 /// [`Error::Primitive`] if randomness fails; [`Error::Malformed`] if `len` needs more than 2³² segments.
-pub fn attachment_sealer(
-    entity: &DecryptedEntity,
-    len: u64,
-) -> Result<(AttachmentRef, StreamSealer)> {
+pub fn attachment_sealer(entity: &EntityKeys, len: u64) -> Result<(AttachmentRef, StreamSealer)> {
     new_attachment(entity, AttachmentId::generate()?, len)
 }
 
@@ -38,7 +32,7 @@ pub fn attachment_sealer(
 ///
 /// # Errors
 /// [`Error::Crypto`] if the sealed key does not open under the entity key (moved from another entity or attachment).
-pub fn attachment_key(entity: &DecryptedEntity, reference: &AttachmentRef) -> Result<AeadKey> {
+pub fn attachment_key(entity: &EntityKeys, reference: &AttachmentRef) -> Result<AeadKey> {
     let bytes = zeroize::Zeroizing::new(entity.entity_key().open(
         &reference.sealed_key.0,
         &attachment_key_aad(&entity.id, &reference.id),
@@ -51,7 +45,7 @@ pub fn attachment_key(entity: &DecryptedEntity, reference: &AttachmentRef) -> Re
 /// # Errors
 /// [`Error::Crypto`] if the key or any segment does not open, or the stream was truncated, reordered or extended.
 pub fn open_attachment(
-    entity: &DecryptedEntity,
+    entity: &EntityKeys,
     reference: &AttachmentRef,
     sealed: &[u8],
 ) -> Result<Vec<u8>> {
@@ -68,7 +62,7 @@ pub fn open_attachment(
 /// # Errors
 /// [`Error::Crypto`] if the key does not open, the header is unknown or the length is impossible.
 pub fn attachment_opener(
-    entity: &DecryptedEntity,
+    entity: &EntityKeys,
     reference: &AttachmentRef,
     header: &[u8],
 ) -> Result<(StreamOpener, StreamLayout)> {
@@ -82,10 +76,7 @@ pub fn attachment_opener(
 ///
 /// # Errors
 /// [`Error::Crypto`] if the key does not open or no stream has the reference's length.
-pub fn pending_opener(
-    entity: &DecryptedEntity,
-    reference: &AttachmentRef,
-) -> Result<PendingOpener> {
+pub fn pending_opener(entity: &EntityKeys, reference: &AttachmentRef) -> Result<PendingOpener> {
     Ok(PendingOpener {
         key: attachment_key(entity, reference)?,
         aad: attachment_stream_aad(&entity.id, &reference.id),
@@ -122,8 +113,8 @@ impl PendingOpener {
 /// # Errors
 /// As [`open_attachment`].
 pub fn rotate_attachment(
-    before: &DecryptedEntity,
-    after: &DecryptedEntity,
+    before: &EntityKeys,
+    after: &EntityKeys,
     reference: &AttachmentRef,
     sealed: &[u8],
 ) -> Result<(AttachmentRef, Vec<u8>)> {
@@ -133,7 +124,7 @@ pub fn rotate_attachment(
 
 /// Seals `content` whole as attachment `id` of `entity`, under a new attachment key.
 fn seal_new(
-    entity: &DecryptedEntity,
+    entity: &EntityKeys,
     id: AttachmentId,
     content: &[u8],
 ) -> Result<(AttachmentRef, Vec<u8>)> {
@@ -144,7 +135,7 @@ fn seal_new(
 /// A reference for attachment `id` of `entity` with `len` bytes of content, under a new attachment key sealed
 /// under the entity key, and the sealer of its stream under that key.
 fn new_attachment(
-    entity: &DecryptedEntity,
+    entity: &EntityKeys,
     id: AttachmentId,
     len: u64,
 ) -> Result<(AttachmentRef, StreamSealer)> {

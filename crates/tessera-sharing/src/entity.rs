@@ -7,12 +7,12 @@ use tessera_keys::{DelegationKey, EntityType, ExchangeSecret, FormatVersion};
 use tessera_primitives::{AeadKey, Secret32, hmac_sha256};
 use zeroize::Zeroizing;
 
-use crate::access::AccessIndex;
+use crate::access::DelegationLookup;
 use crate::error::{Error, Result, RuleViolation};
 use crate::manifest::{EncryptionManifest, merge};
 use crate::model::{
     AttachmentRef, EncryptedEntity, EntityId, Permission, Sealed, SearchTag, SecureDelegation,
-    SecurityMetadata,
+    SecurityMetadata, ShareEntry,
 };
 use crate::rules;
 use crate::seal::{
@@ -27,7 +27,7 @@ const TAG_SEARCH: &[u8] = b"tessera/v1/sfk\0";
 ///
 /// # Security
 /// Whoever knows it can find the parent's children; wiped on drop, never printed.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct SecretId(Secret32);
 
 tessera_primitives::redacted_debug!(SecretId);
@@ -39,6 +39,14 @@ impl SecretId {
     /// If the operating system's generator fails.
     pub fn generate() -> Result<Self> {
         Ok(Self(Secret32::generate()?))
+    }
+
+    /// Whether `other` is the same secret id, compared in constant time.
+    ///
+    /// # Security
+    /// Secret ids have no `PartialEq`, so that no comparison of them can leak timing through `==`.
+    pub fn ct_eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0)
     }
 
     /// The search tag of this parent's children of `child_type`: `HMAC-SHA-256(secret id, "tessera/v1/sfk" ‖ 0x00 ‖ type)`.
@@ -108,17 +116,15 @@ pub struct NewEntity<'a> {
     pub parents: Vec<ParentLink>,
 }
 
-/// An entity opened by one owner.
+/// What an owner's delegation of an entity holds, opened: the entity key, the secret ids and the parents, but not
+/// the content. It is what sharing, updating, rotating and attachments need ([`open_keys`]), so they never decrypt
+/// a document they do not read; [`DecryptedEntity`] adds the content.
 #[derive(Debug)]
-pub struct DecryptedEntity {
-    /// Its id.
+pub struct EntityKeys {
+    /// The entity's id.
     pub id: EntityId,
     /// Its type.
     pub entity_type: EntityType,
-    /// Its revision.
-    pub rev: u64,
-    /// The whole document, public and sensitive fields merged.
-    pub document: Map<String, Value>,
     /// Secret ids this owner's delegation holds.
     pub secret_ids: Vec<(SecretId, SecretIdScope)>,
     /// Parents this owner's delegation names.
@@ -127,47 +133,48 @@ pub struct DecryptedEntity {
     pub delegation_key: DelegationKey,
     /// What that delegation lets this owner do.
     pub permission: Permission,
-    /// Its attachments.
-    pub attachments: Vec<AttachmentRef>,
     entity_key: AeadKey,
 }
 
-impl DecryptedEntity {
-    /// The entity key, for attachments.
+impl EntityKeys {
+    /// The entity key, for the content and the attachments.
     pub(crate) fn entity_key(&self) -> &AeadKey {
         &self.entity_key
     }
 }
 
-/// One delegation to add to one entity: the unit of a share request.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ShareEntry {
-    /// The entity.
-    pub entity_id: EntityId,
-    /// The new delegation's key.
-    pub delegation_key: DelegationKey,
-    /// The new delegation.
-    pub delegation: SecureDelegation,
+/// An entity opened by one owner: its [`EntityKeys`] (whose fields it gives through `Deref`, so that
+/// `opened.delegation_key` reads as before) and its content.
+///
+/// Every operation that needs only the keys takes `&EntityKeys`, and a `&DecryptedEntity` coerces to it.
+#[derive(Debug)]
+pub struct DecryptedEntity {
+    /// Its revision.
+    pub rev: u64,
+    /// The whole document, public and sensitive fields merged.
+    pub document: Map<String, Value>,
+    /// Its attachments.
+    pub attachments: Vec<AttachmentRef>,
+    keys: EntityKeys,
 }
 
-/// A bulk share: any number of delegations for any number of entities, sent as one value.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ShareRequest {
-    /// Format version.
-    pub version: FormatVersion,
-    /// The delegations to add.
-    pub entries: Vec<ShareEntry>,
+impl DecryptedEntity {
+    /// The keys the entity was opened with.
+    pub fn keys(&self) -> &EntityKeys {
+        &self.keys
+    }
+
+    /// The keys, without the content.
+    pub fn into_keys(self) -> EntityKeys {
+        self.keys
+    }
 }
 
-impl ShareRequest {
-    /// A request of these entries.
-    pub fn new(entries: Vec<ShareEntry>) -> Self {
-        Self {
-            version: FormatVersion::V1,
-            entries,
-        }
+impl std::ops::Deref for DecryptedEntity {
+    type Target = EntityKeys;
+
+    fn deref(&self) -> &EntityKeys {
+        &self.keys
     }
 }
 
@@ -246,20 +253,22 @@ pub fn create(
     }
     rules::validate_metadata(&entity.security_metadata)?;
     let opened = DecryptedEntity {
-        id,
-        entity_type: entity.entity_type.clone(),
         rev: 0,
         document: {
             let mut document = entity.public.clone();
             merge(&mut document, sensitive);
             document
         },
-        secret_ids,
-        owning_entity_ids: owning,
-        delegation_key: root_key,
-        permission: Permission::Write,
         attachments: Vec::new(),
-        entity_key,
+        keys: EntityKeys {
+            id,
+            entity_type: entity.entity_type.clone(),
+            secret_ids,
+            owning_entity_ids: owning,
+            delegation_key: root_key,
+            permission: Permission::Write,
+            entity_key,
+        },
     };
     Ok((entity, opened))
 }
@@ -269,34 +278,65 @@ pub fn create(
 /// # Errors
 /// [`Error::NoAccess`] if no delegation is accessible; [`Error::Crypto`] if a sealed value does not open or the
 /// entity key does not match the commitment; [`Error::Malformed`] if the sealed document is not a JSON object.
-pub fn decrypt(entity: &EncryptedEntity, access: &AccessIndex) -> Result<DecryptedEntity> {
-    // Try every accessible delegation, the one granting the most first (the root before others), so that one
-    // damaged delegation does not hide the others.
-    let mut candidates: Vec<_> = entity
-        .security_metadata
-        .delegations
-        .iter()
-        .filter_map(|(key, delegation)| {
-            access
-                .lookup(&entity.entity_type, key)
-                .map(|secret| (key, delegation, secret))
-        })
-        .collect();
+pub fn decrypt<L: DelegationLookup + ?Sized>(
+    entity: &EncryptedEntity,
+    access: &L,
+) -> Result<DecryptedEntity> {
+    let keys = open_keys(entity, access)?;
+    let sensitive_json = Zeroizing::new(keys.entity_key.open(
+        &entity.encrypted_self.0,
+        &encrypted_self_aad(&entity.entity_type, &entity.id),
+    )?);
+    let sensitive: Map<String, Value> =
+        serde_json::from_slice(&sensitive_json).map_err(|_| Error::Malformed {
+            what: "encrypted_self",
+            reason: "not a JSON object",
+        })?;
+    let mut document = entity.public.clone();
+    merge(&mut document, sensitive);
+    Ok(DecryptedEntity {
+        rev: entity.rev,
+        document,
+        attachments: entity.attachments.clone(),
+        keys,
+    })
+}
+
+/// Opens the delegation of `entity` that grants the owner of `access` the most, without decrypting the content:
+/// the entity key (checked against the commitment), the secret ids and the parents. Sharing, updating, rotating
+/// and attachments need no more.
+///
+/// # Errors
+/// [`Error::NoAccess`] if no delegation is accessible; [`Error::Crypto`] if no accessible delegation opens or its
+/// entity key does not match the commitment, or if `access` cannot produce a secret it holds.
+pub fn open_keys<L: DelegationLookup + ?Sized>(
+    entity: &EncryptedEntity,
+    access: &L,
+) -> Result<EntityKeys> {
+    let owner = access.owner();
+    let mut candidates = Vec::new();
+    for (key, delegation) in &entity.security_metadata.delegations {
+        if let Some(secret) = access.exchange_secret(&entity.entity_type, key)? {
+            candidates.push((key, delegation, secret));
+        }
+    }
     if candidates.is_empty() {
         return Err(Error::NoAccess);
     }
+    // Try every accessible delegation, the one granting the most first (the root before others), so that one
+    // damaged delegation does not hide the others.
     candidates.sort_by_key(|(_, delegation, secret)| {
         std::cmp::Reverse((
             delegation.permission,
             delegation.parents.is_empty(),
             // A delegation made to this owner before one it made for someone else: an onward share must hang
             // under the sharer's own delegation, or revoking the other party would cut it too.
-            secret.delegate() == access.owner(),
+            secret.delegate() == owner,
         ))
     });
     let mut last_error = Error::Crypto;
     for (delegation_key, delegation, secret) in candidates {
-        match decrypt_through(entity, delegation_key, delegation, secret) {
+        match open_through(entity, delegation_key, delegation, &secret) {
             Ok(opened) => return Ok(opened),
             Err(error) => last_error = error,
         }
@@ -304,13 +344,13 @@ pub fn decrypt(entity: &EncryptedEntity, access: &AccessIndex) -> Result<Decrypt
     Err(last_error)
 }
 
-/// Opens `entity` through one delegation.
-fn decrypt_through(
+/// Opens the keys of `entity` through one delegation.
+fn open_through(
     entity: &EncryptedEntity,
     delegation_key: &DelegationKey,
     delegation: &SecureDelegation,
     secret: &ExchangeSecret,
-) -> Result<DecryptedEntity> {
+) -> Result<EntityKeys> {
     let exchange_key = secret.opening_key();
     let open = |field, sealed: &Sealed| {
         open_delegation_field(exchange_key, delegation_key, field, &entity.id, sealed)
@@ -326,18 +366,6 @@ fn decrypt_through(
                 .is_ok()
         })
         .ok_or(Error::Crypto)?;
-    let sensitive_json = Zeroizing::new(entity_key.open(
-        &entity.encrypted_self.0,
-        &encrypted_self_aad(&entity.entity_type, &entity.id),
-    )?);
-    let sensitive: Map<String, Value> =
-        serde_json::from_slice(&sensitive_json).map_err(|_| Error::Malformed {
-            what: "encrypted_self",
-            reason: "not a JSON object",
-        })?;
-    let mut document = entity.public.clone();
-    merge(&mut document, sensitive);
-
     let secret_ids = delegation
         .secret_ids
         .iter()
@@ -352,16 +380,13 @@ fn decrypt_through(
             Ok(EntityId::from_bytes(id))
         })
         .collect::<Result<_>>()?;
-    Ok(DecryptedEntity {
+    Ok(EntityKeys {
         id: entity.id,
         entity_type: entity.entity_type.clone(),
-        rev: entity.rev,
-        document,
         secret_ids,
         owning_entity_ids,
         delegation_key: *delegation_key,
         permission: delegation.permission,
-        attachments: entity.attachments.clone(),
         entity_key,
     })
 }
@@ -374,7 +399,7 @@ fn decrypt_through(
 /// sharer did not sign a target's exchange data.
 pub fn share(
     entity: &EncryptedEntity,
-    opened: &DecryptedEntity,
+    opened: &EntityKeys,
     targets: &[DelegationTarget<'_>],
 ) -> Result<Vec<ShareEntry>> {
     let shared_ids: Vec<(SecretId, SecretIdScope)> = opened
@@ -432,7 +457,7 @@ pub fn share(
 /// `opened` holds an old key (the entity was rotated since it was opened).
 pub fn update(
     entity: &EncryptedEntity,
-    opened: &DecryptedEntity,
+    opened: &EntityKeys,
     document: Map<String, Value>,
     manifest: &EncryptionManifest,
 ) -> Result<EncryptedEntity> {
@@ -466,8 +491,8 @@ pub fn update(
 pub struct Rotation {
     /// The entity with its new key, re-sealed content and the remaining delegations.
     pub entity: EncryptedEntity,
-    /// The entity opened under its new key.
-    pub opened: DecryptedEntity,
+    /// The keys of the entity under its new key (through the root delegation).
+    pub opened: EntityKeys,
     /// Delegations removed: the revoked ones, their descendants, and those the caller could not re-wrap
     /// (their delegates must be shared with again).
     pub removed: BTreeSet<DelegationKey>,
@@ -482,11 +507,11 @@ pub struct Rotation {
 /// # Errors
 /// [`Error::Rule`] if a revoked delegation is unknown or the root, or the caller does not hold the root;
 /// [`Error::Crypto`] if the current content does not open.
-pub fn revoke_and_rotate(
+pub fn revoke_and_rotate<L: DelegationLookup + ?Sized>(
     entity: &EncryptedEntity,
-    opened: &DecryptedEntity,
+    opened: &EntityKeys,
     revoked: &[DelegationKey],
-    access: &AccessIndex,
+    access: &L,
 ) -> Result<Rotation> {
     let metadata = &entity.security_metadata;
     let root = rules::root(metadata)?;
@@ -498,7 +523,7 @@ pub fn revoke_and_rotate(
     }
     // The root must receive the new key, or its owner would lose the entity.
     let root_reachable = access
-        .lookup(&entity.entity_type, &root)
+        .exchange_secret(&entity.entity_type, &root)?
         .is_some_and(|secret| secret.sealing_key().is_ok());
     if !root_reachable {
         return Err(Error::NoAccess);
@@ -518,10 +543,8 @@ pub fn revoke_and_rotate(
     delegations.retain(|key, _| !removed.contains(key));
     let mut unreachable = Vec::new();
     for (key, delegation) in &mut delegations {
-        let sealing = access
-            .lookup(&entity.entity_type, key)
-            .and_then(|secret| secret.sealing_key().ok());
-        match sealing {
+        let secret = access.exchange_secret(&entity.entity_type, key)?;
+        match secret.as_deref().and_then(|s| s.sealing_key().ok()) {
             Some(exchange_key) => {
                 delegation.entity_keys = vec![seal_delegation_field(
                     exchange_key,
@@ -549,16 +572,13 @@ pub fn revoke_and_rotate(
         removed.extend(unreachable_set);
     }
     rules::validate_metadata(&rotated.security_metadata)?;
-    let opened = DecryptedEntity {
+    let opened = EntityKeys {
         id: entity.id,
         entity_type: entity.entity_type.clone(),
-        rev: entity.rev,
-        document: opened.document.clone(),
         secret_ids: opened.secret_ids.clone(),
         owning_entity_ids: opened.owning_entity_ids.clone(),
         delegation_key: root,
         permission: Permission::Write,
-        attachments: rotated.attachments.clone(),
         entity_key: new_key,
     };
     Ok(Rotation {

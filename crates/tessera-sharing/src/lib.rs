@@ -10,16 +10,16 @@ pub mod rules;
 mod seal;
 mod sidemap;
 
-pub use crate::access::AccessIndex;
+pub use crate::access::{AccessIndex, DelegationLookup};
 pub use crate::entity::{
-    DecryptedEntity, DelegationTarget, NewEntity, ParentLink, Rotation, SecretId, SecretIdScope,
-    ShareEntry, ShareRequest, Visibility, create, decrypt, revoke_and_rotate, share, update,
+    DecryptedEntity, DelegationTarget, EntityKeys, NewEntity, ParentLink, Rotation, SecretId,
+    SecretIdScope, Visibility, create, decrypt, open_keys, revoke_and_rotate, share, update,
 };
 pub use crate::error::{Error, Result, RuleViolation};
 pub use crate::manifest::{EncryptionManifest, JsonPath, merge};
 pub use crate::model::{
     AttachmentId, AttachmentRef, EncryptedEntity, EntityId, Permission, Sealed, SearchTag,
-    SecureDelegation, SecurityMetadata,
+    SecureDelegation, SecurityMetadata, ShareEntry, ShareRequest,
 };
 pub use crate::sidemap::SideMapEntry;
 
@@ -28,6 +28,7 @@ const _: () = {
     const fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<EncryptedEntity>();
     assert_send_sync::<DecryptedEntity>();
+    assert_send_sync::<EntityKeys>();
     assert_send_sync::<AccessIndex>();
     assert_send_sync::<ShareRequest>();
     assert_send_sync::<SecretId>();

@@ -115,6 +115,38 @@ pub struct EncryptedEntity {
     pub attachments: Vec<AttachmentRef>,
 }
 
+/// One delegation to add to one entity: the unit of a share request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareEntry {
+    /// The entity.
+    pub entity_id: EntityId,
+    /// The new delegation's key.
+    pub delegation_key: DelegationKey,
+    /// The new delegation.
+    pub delegation: SecureDelegation,
+}
+
+/// A bulk share: any number of delegations for any number of entities, sent as one value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareRequest {
+    /// Format version.
+    pub version: FormatVersion,
+    /// The delegations to add.
+    pub entries: Vec<ShareEntry>,
+}
+
+impl ShareRequest {
+    /// A request of these entries.
+    pub fn new(entries: Vec<ShareEntry>) -> Self {
+        Self {
+            version: FormatVersion::V1,
+            entries,
+        }
+    }
+}
+
 /// A JSON object on the wire: itself in JSON, its JSON text in bincode (which cannot describe arbitrary JSON).
 mod json_object {
     use serde::de::Error as _;

@@ -5,9 +5,8 @@ use std::collections::{BTreeSet, VecDeque};
 
 use tessera_keys::DelegationKey;
 
-use crate::entity::ShareEntry;
 use crate::error::{Error, Result, RuleViolation};
-use crate::model::{EncryptedEntity, Permission, SecurityMetadata};
+use crate::model::{EncryptedEntity, Permission, SecurityMetadata, ShareEntry};
 
 /// The root delegation (the one without parents).
 ///

@@ -59,12 +59,11 @@ pub(crate) fn check_key_commitment(
     id: &EntityId,
     commitment: &[u8; 32],
 ) -> Result<()> {
-    verify_hmac_sha256(
+    Ok(verify_hmac_sha256(
         key.expose_secret(),
         &commitment_message(entity_type, id),
         commitment,
-    )
-    .map_err(Error::from)
+    )?)
 }
 
 fn commitment_message(entity_type: &EntityType, id: &EntityId) -> Vec<u8> {

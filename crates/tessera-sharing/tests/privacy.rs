@@ -280,17 +280,17 @@ fn a_delegate_of_the_parent_finds_and_opens_its_children() {
     let f = family();
     let by_b = decrypt(&f.patient, &w.access(B)).unwrap();
     // B got the shared secret id only.
-    assert_eq!(
-        by_b.secret_ids,
-        vec![(f.shared.clone(), SecretIdScope::Shared)]
+    assert_same_ids(
+        &by_b.secret_ids,
+        &[(f.shared.clone(), SecretIdScope::Shared)],
     );
     let by_a = decrypt(&f.patient, &w.access(A)).unwrap();
-    assert_eq!(
-        by_a.secret_ids,
-        vec![
+    assert_same_ids(
+        &by_a.secret_ids,
+        &[
             (f.shared.clone(), SecretIdScope::Shared),
-            (f.confidential.clone(), SecretIdScope::Confidential)
-        ]
+            (f.confidential.clone(), SecretIdScope::Confidential),
+        ],
     );
 
     // The server holds these entities; B searches by the tags it computes.
@@ -345,20 +345,31 @@ fn confidential_secret_ids_are_never_shared() {
     let mut patient = f.patient.clone();
     share_into(&mut patient, &by_a, &[w.explicit(A, C, Write)]);
     let by_c = decrypt(&patient, &w.access(C)).unwrap();
-    assert_eq!(
-        by_c.secret_ids,
-        vec![(f.shared.clone(), SecretIdScope::Shared)]
+    assert_same_ids(
+        &by_c.secret_ids,
+        &[(f.shared.clone(), SecretIdScope::Shared)],
     );
     share_into(&mut patient, &by_c, &[w.explicit(C, P, Read)]);
     let by_p = decrypt(&patient, &w.access(P)).unwrap();
-    assert_eq!(by_p.secret_ids, vec![(f.shared, SecretIdScope::Shared)]);
+    assert_same_ids(
+        &by_p.secret_ids,
+        &[(f.shared.clone(), SecretIdScope::Shared)],
+    );
     for who in [B, C, P] {
         let read = decrypt(&patient, &w.access(who)).unwrap();
         assert!(
             read.secret_ids
                 .iter()
-                .all(|(id, scope)| *scope == SecretIdScope::Shared && *id != f.confidential),
+                .all(|(id, scope)| *scope == SecretIdScope::Shared && !id.ct_eq(&f.confidential)),
             "{who:?}"
         );
+    }
+}
+
+/// Asserts that two lists of secret ids are the same, comparing the ids in constant time (they have no `==`).
+fn assert_same_ids(got: &[(SecretId, SecretIdScope)], expected: &[(SecretId, SecretIdScope)]) {
+    assert_eq!(got.len(), expected.len());
+    for ((a, a_scope), (b, b_scope)) in got.iter().zip(expected) {
+        assert!(a.ct_eq(b) && a_scope == b_scope);
     }
 }

@@ -240,8 +240,8 @@ pub struct LoginRequest {
     pub signature: SignatureBytes,
 }
 
-/// A session: a bearer token valid until `expires`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A session: a bearer token valid until `expires`. No `PartialEq`: it holds a secret.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Session {
     /// The bearer token (hex). Secret: wiped on drop, `[redacted]` in `Debug`.
@@ -252,7 +252,9 @@ pub struct Session {
 
 /// A session's bearer token (lowercase hex) as it travels: serialized as the plain string it is, but held in a
 /// [`SecretString`], so that it is wiped on drop and `Debug` prints `[redacted]`.
-#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+///
+/// No `PartialEq`: compare tokens with [`BearerToken::ct_eq`], in constant time.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct BearerToken(SecretString);
 
 impl BearerToken {
@@ -267,6 +269,11 @@ impl BearerToken {
     /// Never log it.
     pub fn expose_secret(&self) -> &str {
         self.0.expose_secret()
+    }
+
+    /// Whether two tokens are equal, in time independent of where they differ.
+    pub fn ct_eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0)
     }
 }
 
@@ -288,8 +295,8 @@ impl<'de> Deserialize<'de> for BearerToken {
     }
 }
 
-/// Access-control keys to hold in the session, in server memory only.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Access-control keys to hold in the session, in server memory only. No `PartialEq`: they are secrets.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessKeys {
     /// The keys, 16 bytes each.
@@ -303,9 +310,17 @@ impl std::fmt::Debug for AccessKeys {
 }
 
 /// One access-control key on the wire: wiped on drop, `[redacted]` in `Debug`, the same bytes as a bare array.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+/// No `PartialEq`: compare keys with [`AccessKeyBytes::ct_eq`], in constant time.
+#[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 #[serde(transparent)]
 pub struct AccessKeyBytes(#[serde(with = "fixed_bytes")] pub [u8; 16]);
+
+impl AccessKeyBytes {
+    /// Whether two keys are equal, in time independent of where they differ.
+    pub fn ct_eq(&self, other: &Self) -> bool {
+        tessera_primitives::constant_time_eq(&self.0, &other.0)
+    }
+}
 
 impl std::fmt::Debug for AccessKeyBytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -430,7 +445,8 @@ mod tests {
             let back: Session = format
                 .decode(&format.encode(&session).unwrap(), 1 << 10)
                 .unwrap();
-            assert_eq!(back, session);
+            assert!(back.token.ct_eq(&session.token));
+            assert_eq!(back.expires, session.expires);
         }
         // The plain form: the array as before, through the same `fixed_bytes` helper.
         #[derive(Serialize)]

@@ -5,7 +5,7 @@
 use std::ops::Range;
 
 use tessera_primitives::stream::{self, HEADER_LEN, SEGMENT_LEN, StreamLayout};
-use tessera_sharing::{AttachmentId, AttachmentRef, DecryptedEntity, attachment};
+use tessera_sharing::{AttachmentId, AttachmentRef, EntityKeys, attachment};
 use tokio::io::AsyncRead;
 
 use crate::entity::{check_rev, check_write};
@@ -156,9 +156,9 @@ impl Session {
         &self,
         entity: &EntityRef,
         rev: u64,
-        prepare: impl FnOnce(&DecryptedEntity) -> Result<(AttachmentRef, T)>,
+        prepare: impl FnOnce(&EntityKeys) -> Result<(AttachmentRef, T)>,
     ) -> Result<(AttachmentId, u64, T)> {
-        let (stored, opened, _) = self.fetch_open(entity).await?;
+        let (stored, opened) = self.fetch_keys(entity).await?;
         check_rev(&stored, rev)?;
         check_write(&opened)?;
         let (reference, prepared) = prepare(&opened)?;
@@ -176,13 +176,12 @@ impl Session {
         &self,
         entity: &EntityRef,
         attachment_id: AttachmentId,
-    ) -> Result<(DecryptedEntity, AttachmentRef)> {
-        let (_, opened, _) = self.fetch_open(entity).await?;
-        let reference = opened
+    ) -> Result<(EntityKeys, AttachmentRef)> {
+        let (stored, opened) = self.fetch_keys(entity).await?;
+        let reference = stored
             .attachments
-            .iter()
+            .into_iter()
             .find(|a| a.id == attachment_id)
-            .cloned()
             .ok_or_else(|| Error::new(ErrorKind::NotFound, "the record has no such attachment"))?;
         Ok((opened, reference))
     }
@@ -202,7 +201,7 @@ impl<'a> SegmentReader<'a> {
     async fn new(
         session: &'a Session,
         entity: &'a EntityRef,
-        opened: &DecryptedEntity,
+        opened: &EntityKeys,
         reference: &AttachmentRef,
     ) -> Result<Self> {
         let (id, aid) = (entity.id, reference.id);

@@ -7,9 +7,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tessera_keys::{DelegationKey, EntityType, OwnerId};
 use tessera_sharing::{
-    AccessIndex, DecryptedEntity, DelegationTarget, EncryptedEntity, EntityId, NewEntity,
+    DecryptedEntity, DelegationTarget, EncryptedEntity, EntityId, EntityKeys, NewEntity,
     ParentLink, Permission, SecretId, SecretIdScope, ShareRequest, attachment, create, decrypt,
-    revoke_and_rotate, share,
+    open_keys, revoke_and_rotate, share,
 };
 use tessera_wire::Revocation;
 
@@ -166,7 +166,7 @@ impl Session {
     /// # Errors
     /// As [`Session::get`].
     pub async fn get_json(&self, entity: &EntityRef) -> Result<Record<Map<String, Value>>> {
-        let (_, opened, _) = self.fetch_open(entity).await?;
+        let (_, opened) = self.fetch_open(entity).await?;
         Ok(to_record(opened))
     }
 
@@ -177,7 +177,7 @@ impl Session {
     /// [`ErrorKind::NoAccess`] if no delegation of it belongs to this owner; [`ErrorKind::Crypto`] if it does not
     /// decrypt.
     pub fn open_entity(&self, entity: &EncryptedEntity) -> Result<Record<Map<String, Value>>> {
-        Ok(to_record(decrypt(entity, &self.access_for(entity)?)?))
+        Ok(to_record(decrypt(entity, &self.lookup())?))
     }
 
     /// Replaces the content of revision `rev` of a record with `content`; returns the new revision. Sharing is
@@ -205,7 +205,7 @@ impl Session {
         rev: u64,
         content: Map<String, Value>,
     ) -> Result<u64> {
-        let (stored, opened, _) = self.fetch_open(entity).await?;
+        let (stored, opened) = self.fetch_keys(entity).await?;
         check_rev(&stored, rev)?;
         check_write(&opened)?;
         let manifest = self.manifest_for(&stored.entity_type, &content)?;
@@ -261,7 +261,7 @@ impl Session {
         let mut entries = Vec::new();
         let mut unchanged = Vec::new();
         for entity in entities {
-            let (stored, opened, _) = self.fetch_open(entity).await?;
+            let (stored, opened) = self.fetch_keys(entity).await?;
             let targets: Vec<DelegationTarget<'_>> = secrets
                 .iter()
                 .map(|(secret, share)| DelegationTarget {
@@ -326,9 +326,9 @@ impl Session {
         entity: &EntityRef,
         delegates: &[OwnerId],
     ) -> Result<Rotated> {
-        let (stored, opened, access) = self.fetch_open(entity).await?;
+        let (stored, opened) = self.fetch_keys(entity).await?;
         let revoked = self.delegations_to(&stored, delegates)?;
-        let rotation = revoke_and_rotate(&stored, &opened, &revoked, &access)?;
+        let rotation = revoke_and_rotate(&stored, &opened, &revoked, &self.lookup())?;
         let mut rotated = rotation.entity;
         let mut streams = Vec::with_capacity(stored.attachments.len());
         for reference in &stored.attachments {
@@ -386,7 +386,7 @@ impl Session {
         parent: &EntityRef,
         child_type: &EntityType,
     ) -> Result<Vec<Record<Map<String, Value>>>> {
-        let (_, opened_parent, _) = self.fetch_open(parent).await?;
+        let (_, opened_parent) = self.fetch_keys(parent).await?;
         self.ensure_registered(child_type).await?;
         let mut found = Found::new(child_type);
         for (secret_id, _) in &opened_parent.secret_ids {
@@ -482,16 +482,37 @@ impl Session {
     pub(crate) async fn fetch_open(
         &self,
         entity: &EntityRef,
-    ) -> Result<(EncryptedEntity, DecryptedEntity, AccessIndex)> {
+    ) -> Result<(EncryptedEntity, DecryptedEntity)> {
+        self.fetch_with(entity, |stored, session| decrypt(stored, &session.lookup()))
+            .await
+    }
+
+    /// Fetches an entity and opens its keys only (the entity key, secret ids and parents of this owner's best
+    /// delegation), for operations that never read the content; retries as [`Session::fetch_open`].
+    pub(crate) async fn fetch_keys(
+        &self,
+        entity: &EntityRef,
+    ) -> Result<(EncryptedEntity, EntityKeys)> {
+        self.fetch_with(entity, |stored, session| {
+            open_keys(stored, &session.lookup())
+        })
+        .await
+    }
+
+    /// Fetches an entity and opens it with `open`; on [`ErrorKind::NoAccess`], picks up new exchange data and
+    /// tries once more.
+    async fn fetch_with<T>(
+        &self,
+        entity: &EntityRef,
+        open: impl Fn(&EncryptedEntity, &Self) -> tessera_sharing::Result<T>,
+    ) -> Result<(EncryptedEntity, T)> {
         let stored = self.fetch(entity).await?;
-        let access = self.access_for(&stored)?;
-        match decrypt(&stored, &access) {
-            Ok(opened) => Ok((stored, opened, access)),
+        match open(&stored, self) {
+            Ok(opened) => Ok((stored, opened)),
             Err(tessera_sharing::Error::NoAccess) if self.refresh().await? > 0 => {
                 self.ensure_registered(&entity.entity_type).await?;
-                let access = self.access_for(&stored)?;
-                let opened = decrypt(&stored, &access)?;
-                Ok((stored, opened, access))
+                let opened = open(&stored, self)?;
+                Ok((stored, opened))
             }
             Err(error) => Err(error.into()),
         }
@@ -499,7 +520,7 @@ impl Session {
 
     /// A link to `parent` for a new child: the parent's id and one of its secret ids (a shared one if it has one).
     async fn parent_link(&self, parent: &EntityRef) -> Result<ParentLink> {
-        let (_, opened, _) = self.fetch_open(parent).await?;
+        let (_, opened) = self.fetch_keys(parent).await?;
         let mut secret_ids = opened.secret_ids;
         secret_ids.sort_by_key(|(_, scope)| *scope != SecretIdScope::Shared);
         let (secret_id, _) = secret_ids.into_iter().next().ok_or_else(|| {
@@ -575,7 +596,7 @@ impl<'t> Found<'t> {
             if entity.entity_type != *self.entity_type || !self.seen.insert(entity.id) {
                 continue;
             }
-            match decrypt(&entity, &session.access_for(&entity)?) {
+            match decrypt(&entity, &session.lookup()) {
                 Ok(opened) if keep(&opened) => self.records.push(to_record(opened)),
                 Ok(_) | Err(tessera_sharing::Error::NoAccess) => {}
                 Err(error) => return Err(error.into()),
@@ -597,18 +618,22 @@ fn typed<T: DeserializeOwned>(record: Record<Map<String, Value>>) -> Result<Reco
     })
 }
 
-fn to_record(opened: DecryptedEntity) -> Record<Map<String, Value>> {
+fn to_record(mut opened: DecryptedEntity) -> Record<Map<String, Value>> {
+    let content = std::mem::take(&mut opened.document);
+    let attachments = opened
+        .attachments
+        .iter()
+        .map(AttachmentInfo::from_ref)
+        .collect();
+    let rev = opened.rev;
+    let keys = opened.into_keys();
     Record {
-        entity: EntityRef::new(opened.entity_type, opened.id),
-        rev: opened.rev,
-        content: opened.document,
-        permission: opened.permission,
-        parents: opened.owning_entity_ids,
-        attachments: opened
-            .attachments
-            .iter()
-            .map(AttachmentInfo::from_ref)
-            .collect(),
+        entity: EntityRef::new(keys.entity_type, keys.id),
+        rev,
+        content,
+        permission: keys.permission,
+        parents: keys.owning_entity_ids,
+        attachments,
     }
 }
 
@@ -623,7 +648,7 @@ pub(crate) fn check_rev(stored: &EncryptedEntity, rev: u64) -> Result<()> {
     }
 }
 
-pub(crate) fn check_write(opened: &DecryptedEntity) -> Result<()> {
+pub(crate) fn check_write(opened: &EntityKeys) -> Result<()> {
     if opened.permission == Permission::Write {
         Ok(())
     } else {

@@ -169,6 +169,12 @@ impl Error {
     pub fn is_server(&self) -> bool {
         self.kind == ErrorKind::Server
     }
+
+    /// Whether something failed that the caller cannot fix (the operating system's random generator, an RSA
+    /// operation).
+    pub fn is_internal(&self) -> bool {
+        self.kind == ErrorKind::Internal
+    }
 }
 
 impl fmt::Display for Error {
@@ -245,41 +251,6 @@ impl Error {
     }
 }
 
-impl From<tessera_keys::Error> for Error {
-    fn from(error: tessera_keys::Error) -> Self {
-        use tessera_keys::Error as E;
-        let kind = match &error {
-            E::Crypto | E::ExchangeMismatch | E::WrongOwner { .. } => ErrorKind::Crypto,
-            E::Untrusted { .. } => ErrorKind::Untrusted,
-            E::NoWrapForKey(_) => ErrorKind::NoAccess,
-            E::Primitive(primitive) => primitive_kind(primitive),
-            _ => ErrorKind::Invalid,
-        };
-        Self::from_source(kind, error)
-    }
-}
-
-impl From<tessera_sharing::Error> for Error {
-    fn from(error: tessera_sharing::Error) -> Self {
-        use tessera_sharing::Error as E;
-        let kind = match &error {
-            E::Crypto => ErrorKind::Crypto,
-            E::NoAccess => ErrorKind::NoAccess,
-            E::Rule(_) => ErrorKind::Rule,
-            E::Keys(keys) => match keys {
-                tessera_keys::Error::Untrusted { .. } => ErrorKind::Untrusted,
-                tessera_keys::Error::Primitive(primitive) => primitive_kind(primitive),
-                tessera_keys::Error::Malformed { .. }
-                | tessera_keys::Error::UnsupportedVersion { .. } => ErrorKind::Invalid,
-                _ => ErrorKind::Crypto,
-            },
-            E::Primitive(primitive) => primitive_kind(primitive),
-            _ => ErrorKind::Invalid,
-        };
-        Self::from_source(kind, error)
-    }
-}
-
 impl From<tessera_primitives::Error> for Error {
     fn from(error: tessera_primitives::Error) -> Self {
         Self::from_source(primitive_kind(&error), error)
@@ -292,6 +263,57 @@ impl From<serde_json::Error> for Error {
     }
 }
 
+// ---- Errors of the key and sharing layers (transport errors are mapped above, separately) ----
+//
+// One mapping per layer error, each used by every conversion that meets it: a key-layer error reaches the facade
+// alone or inside a sharing error, and gets the same kind both ways. Every failure to open, unwrap or verify is the
+// opaque `Crypto` kind, whatever the layer said about it.
+
+impl From<tessera_keys::Error> for Error {
+    fn from(error: tessera_keys::Error) -> Self {
+        Self::from_source(keys_kind(&error), error)
+    }
+}
+
+impl From<tessera_sharing::Error> for Error {
+    fn from(error: tessera_sharing::Error) -> Self {
+        Self::from_source(sharing_kind(&error), error)
+    }
+}
+
+/// The kind of a key-layer error.
+///
+/// Exchange data without a wrap for this key (`NoWrapForKey`), a secret that may not seal because this owner did
+/// not sign it (`NotSignedBySelf`), a secret of other exchange data and a bundle of another owner are failures to
+/// open or verify, so they are `Crypto` like a failed tag: none of them says more to the caller.
+fn keys_kind(error: &tessera_keys::Error) -> ErrorKind {
+    use tessera_keys::Error as E;
+    match error {
+        E::Crypto
+        | E::NoWrapForKey(_)
+        | E::NotSignedBySelf
+        | E::ExchangeMismatch
+        | E::WrongOwner { .. } => ErrorKind::Crypto,
+        E::Untrusted { .. } => ErrorKind::Untrusted,
+        E::Primitive(primitive) => primitive_kind(primitive),
+        _ => ErrorKind::Invalid,
+    }
+}
+
+/// The kind of a sharing-layer error; the key-layer errors inside it are mapped by [`keys_kind`].
+fn sharing_kind(error: &tessera_sharing::Error) -> ErrorKind {
+    use tessera_sharing::Error as E;
+    match error {
+        E::Crypto => ErrorKind::Crypto,
+        E::NoAccess => ErrorKind::NoAccess,
+        E::Rule(_) => ErrorKind::Rule,
+        E::Keys(keys) => keys_kind(keys),
+        E::Primitive(primitive) => primitive_kind(primitive),
+        _ => ErrorKind::Invalid,
+    }
+}
+
+/// The kind of a primitives error.
 fn primitive_kind(error: &tessera_primitives::Error) -> ErrorKind {
     use tessera_primitives::Error as E;
     match error {
@@ -348,6 +370,39 @@ mod tests {
         assert!(error.is_crypto());
         assert_eq!(error.to_string(), "decryption or verification failed");
         assert!(Error::from(tessera_sharing::Error::NoAccess).is_no_access());
+    }
+
+    #[test]
+    fn a_key_error_has_one_kind_alone_or_inside_a_sharing_error() {
+        use tessera_keys::Error as K;
+        let cases: [(fn() -> K, ErrorKind); 6] = [
+            (|| K::Crypto, ErrorKind::Crypto),
+            (
+                || K::NoWrapForKey(tessera_keys::Fingerprint::from_bytes([1; 32])),
+                ErrorKind::Crypto,
+            ),
+            (|| K::NotSignedBySelf, ErrorKind::Crypto),
+            (|| K::ExchangeMismatch, ErrorKind::Crypto),
+            (
+                || K::Malformed {
+                    what: "x",
+                    reason: "y",
+                },
+                ErrorKind::Invalid,
+            ),
+            (
+                || K::Primitive(tessera_primitives::Error::Randomness),
+                ErrorKind::Internal,
+            ),
+        ];
+        for (error, kind) in cases {
+            assert_eq!(Error::from(error()).kind(), kind);
+            assert_eq!(
+                Error::from(tessera_sharing::Error::Keys(error())).kind(),
+                kind
+            );
+        }
+        assert!(Error::from(tessera_primitives::Error::Rsa).is_internal());
     }
 
     #[test]

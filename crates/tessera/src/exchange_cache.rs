@@ -5,17 +5,18 @@
 //!
 //! Finding records needs every partner's delegation keys and access-control keys, not only the cached ones, so the
 //! delegation keys of each entity type are indexed once for all known secrets (re-opening evicted ones on the way,
-//! without disturbing the cache order) and kept as plain 32-byte keys pointing to exchange data ids.
+//! without disturbing the cache order) and kept as plain 32-byte keys pointing to exchange data ids. That index is
+//! the client's only one: [`ExchangeCache::lookup`] answers the sharing layer's
+//! [`DelegationLookup`](tessera_sharing::DelegationLookup) questions from it (through the session), so reading a
+//! record computes no delegation key and copies no secret.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use tessera_keys::{
     AccessControlKey, DelegationKey, EntityType, ExchangeDataId, ExchangeSecret, KeyBag,
-    KeyBagEntry, OwnerId, OwnerKeys,
+    KeyBagEntry, OwnerId, OwnerKeys, Result,
 };
-
-use crate::error::{Error, ErrorKind, Result};
 
 /// Opened exchange secrets a session keeps by default (see [`crate::Session::set_exchange_cache_capacity`]).
 pub const DEFAULT_EXCHANGE_CACHE_CAPACITY: usize = 1024;
@@ -30,7 +31,7 @@ struct Known {
 
 /// An opened secret and the tick of its last use (its key in `ExchangeCache::recency`).
 struct Opened {
-    secret: ExchangeSecret,
+    secret: Arc<ExchangeSecret>,
     used: u64,
 }
 
@@ -77,7 +78,7 @@ impl ExchangeCache {
                 entry,
             },
         );
-        self.keep_opened(secret);
+        self.keep_opened(Arc::new(secret));
     }
 
     /// Whether the session knows exchange data `id`.
@@ -115,20 +116,43 @@ impl ExchangeCache {
     /// its sealed entry and cached.
     ///
     /// # Errors
-    /// [`ErrorKind::Crypto`] if a sealed entry that opened before no longer does.
-    pub(crate) fn get(&mut self, id: &ExchangeDataId) -> Result<Option<ExchangeSecret>> {
+    /// `Crypto` if a sealed entry that opened before no longer does, `ExchangeMismatch` if it holds another secret.
+    pub(crate) fn get(&mut self, id: &ExchangeDataId) -> Result<Option<Arc<ExchangeSecret>>> {
         if let Some(opened) = self.opened.get_mut(id) {
             self.recency.remove(&opened.used);
             self.tick += 1;
             opened.used = self.tick;
             self.recency.insert(self.tick, *id);
-            return Ok(Some(opened.secret.clone()));
+            return Ok(Some(Arc::clone(&opened.secret)));
         }
         let Some(secret) = self.reopen(id)? else {
             return Ok(None);
         };
-        self.keep_opened(secret.clone());
+        let secret = Arc::new(secret);
+        self.keep_opened(Arc::clone(&secret));
         Ok(Some(secret))
+    }
+
+    /// The secret behind `delegation_key` for entities of `entity_type`, if this owner holds it, as
+    /// [`ExchangeCache::get`] gives it (indexing the type's delegation keys first, once).
+    ///
+    /// # Errors
+    /// As [`ExchangeCache::get`].
+    pub(crate) fn lookup(
+        &mut self,
+        entity_type: &EntityType,
+        delegation_key: &DelegationKey,
+    ) -> Result<Option<Arc<ExchangeSecret>>> {
+        self.index(entity_type)?;
+        let id = self
+            .by_type
+            .get(entity_type)
+            .and_then(|index| index.get(delegation_key))
+            .copied();
+        match id {
+            Some(id) => self.get(&id),
+            None => Ok(None),
+        }
     }
 
     /// Ids of the exchange data from `delegator` to `delegate`, in no particular order; with `signed_only`, only
@@ -150,33 +174,6 @@ impl ExchangeCache {
             .collect()
     }
 
-    /// The secrets behind those of `keys` that this owner holds for entities of `entity_type`, each once.
-    ///
-    /// # Errors
-    /// As [`ExchangeCache::get`].
-    pub(crate) fn secrets_for<'k>(
-        &mut self,
-        entity_type: &EntityType,
-        keys: impl IntoIterator<Item = &'k DelegationKey>,
-    ) -> Result<Vec<ExchangeSecret>> {
-        self.index(entity_type)?;
-        let mut ids: Vec<ExchangeDataId> = match self.by_type.get(entity_type) {
-            Some(index) => keys
-                .into_iter()
-                .filter_map(|k| index.get(k))
-                .copied()
-                .collect(),
-            None => Vec::new(),
-        };
-        ids.sort_unstable();
-        ids.dedup();
-        let mut secrets = Vec::with_capacity(ids.len());
-        for id in &ids {
-            secrets.extend(self.get(id)?);
-        }
-        Ok(secrets)
-    }
-
     /// Calls `f` with the secret of each of `ids` that is known, without changing which secrets stay opened
     /// (evicted ones are re-opened for the call only): for passes over every partner.
     ///
@@ -190,7 +187,7 @@ impl ExchangeCache {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(opened) = self.opened.get(id) {
-                out.push(f(&opened.secret));
+                out.push(f(opened.secret.as_ref()));
             } else if let Some(secret) = self.reopen(id)? {
                 out.push(f(&secret));
             }
@@ -240,16 +237,14 @@ impl ExchangeCache {
         };
         let secret = KeyBag::open_entry(&self.keys, &known.entry)?;
         if secret.id() != *id {
-            return Err(Error::new(
-                ErrorKind::Crypto,
-                "a key-bag entry holds another exchange secret than the one it was stored for",
-            ));
+            // A key-bag entry holds another exchange secret than the one it was stored for.
+            return Err(tessera_keys::Error::ExchangeMismatch);
         }
         self.reopened += 1;
         Ok(Some(secret))
     }
 
-    fn keep_opened(&mut self, secret: ExchangeSecret) {
+    fn keep_opened(&mut self, secret: Arc<ExchangeSecret>) {
         let id = secret.id();
         self.tick += 1;
         if let Some(previous) = self.opened.insert(
@@ -362,13 +357,17 @@ mod tests {
             cache.insert(secret.clone(), entry.clone());
         }
         // Index built with three known, then three more inserted: all six are found.
-        assert_eq!(cache.secrets_for(&note, []).unwrap().len(), 0);
+        let unknown = secrets(&keys, 1).remove(0).0.delegation_key(&note);
+        assert!(cache.lookup(&note, &unknown).unwrap().is_none());
         for (secret, entry) in &all[3..] {
             cache.insert(secret.clone(), entry.clone());
         }
         let wanted: Vec<DelegationKey> = all.iter().map(|(s, _)| s.delegation_key(&note)).collect();
-        let found = cache.secrets_for(&note, &wanted).unwrap();
-        let mut found_ids: Vec<_> = found.iter().map(ExchangeSecret::id).collect();
+        let mut found_ids: Vec<_> = wanted
+            .iter()
+            .filter_map(|key| cache.lookup(&note, key).unwrap())
+            .map(|secret| secret.id())
+            .collect();
         let mut all_ids: Vec<_> = all.iter().map(|(s, _)| s.id()).collect();
         found_ids.sort_unstable();
         all_ids.sort_unstable();
@@ -401,15 +400,16 @@ mod tests {
         let got = cache.access_control_keys(&note, &ids[..2]).unwrap();
         assert_eq!(got.len(), 2);
         for (secret, _) in &all[..2] {
-            assert!(got.contains(&secret.access_control_key(&note)));
+            let key = secret.access_control_key(&note);
+            assert!(got.iter().any(|k| k.ct_eq(&key)));
         }
         assert_eq!(
             cache.reopened(),
             3,
             "one pass over the three sealed secrets"
         );
-        let wanted = [all[0].0.delegation_key(&note)];
-        assert_eq!(cache.secrets_for(&note, &wanted).unwrap().len(), 1);
+        let wanted = all[0].0.delegation_key(&note);
+        assert!(cache.lookup(&note, &wanted).unwrap().is_some());
         assert_eq!(
             cache.reopened(),
             4,
@@ -430,13 +430,14 @@ mod tests {
         cache.insert(first.clone(), foreign);
         cache.insert(second.clone(), third_entry);
         cache.insert(third.clone(), KeyBag::seal_entry(&keys, &third).unwrap());
+        let kind = |error| crate::Error::from(error).kind();
         assert_eq!(
-            cache.get(&first.id()).unwrap_err().kind(),
-            ErrorKind::Crypto
+            kind(cache.get(&first.id()).unwrap_err()),
+            crate::ErrorKind::Crypto
         );
         assert_eq!(
-            cache.get(&second.id()).unwrap_err().kind(),
-            ErrorKind::Crypto
+            kind(cache.get(&second.id()).unwrap_err()),
+            crate::ErrorKind::Crypto
         );
     }
 }

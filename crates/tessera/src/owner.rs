@@ -1,11 +1,10 @@
 //! New owners (keys and the public record the server stores) and the owner key file.
 
 use crate::client::Client;
-use tessera_keys::{FormatVersion, Owner, OwnerId, OwnerKeys, OwnerKind};
+use tessera_keys::{FormatVersion, Owner, OwnerId, OwnerKeys, OwnerKind, unix_now};
 use tessera_primitives::{RsaKeySize, RsaPrivateKey, SecretString};
 
 use crate::error::{Error, Result};
-use crate::session::now;
 
 /// First line of an owner key file, naming its format and version.
 const KEY_FILE_MAGIC: &str = "tessera-owner-key: 1";
@@ -20,7 +19,7 @@ pub fn generate_owner(
     parent: Option<OwnerId>,
     size: RsaKeySize,
 ) -> Result<(OwnerKeys, Owner)> {
-    let keys = OwnerKeys::generate(OwnerId::generate()?, size, now())?;
+    let keys = OwnerKeys::generate(OwnerId::generate()?, size, unix_now())?;
     let record = Owner {
         version: FormatVersion::V1,
         id: keys.owner(),

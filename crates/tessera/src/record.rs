@@ -2,8 +2,7 @@
 
 use serde_json::{Map, Value};
 use tessera_keys::{EntityType, OwnerId};
-use tessera_primitives::TAG_LEN;
-use tessera_primitives::stream::{HEADER_LEN, StreamLayout};
+use tessera_primitives::stream::StreamLayout;
 use tessera_sharing::{AttachmentId, AttachmentRef, EntityId, Permission, Visibility};
 
 /// Names one entity: its type and its id. The type tells the session which access-control keys open it, and a
@@ -46,12 +45,11 @@ pub struct AttachmentInfo {
 
 impl AttachmentInfo {
     pub(crate) fn from_ref(reference: &AttachmentRef) -> Self {
-        let overhead = StreamLayout::from_encrypted_len(reference.encrypted_len)
-            .map(|layout| HEADER_LEN as u64 + u64::from(layout.segments()) * TAG_LEN as u64)
-            .unwrap_or(0);
+        let len = StreamLayout::from_encrypted_len(reference.encrypted_len)
+            .map_or(reference.encrypted_len, |layout| layout.plaintext_len());
         Self {
             id: reference.id,
-            len: reference.encrypted_len.saturating_sub(overhead),
+            len,
             encrypted_len: reference.encrypted_len,
         }
     }

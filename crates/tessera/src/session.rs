@@ -4,16 +4,15 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use tessera_client::Client as HttpClient;
 use tessera_keys::{
     AccessControlKey, DelegationKey, EntityType, ExchangeData, ExchangeDataId, ExchangeSecret,
     Fingerprint, KeyBag, KeyBagEntry, OwnerId, OwnerKeys, OwnerKind, PinnedFingerprints,
-    TrustPolicy, TrustedBundle,
+    TrustPolicy, TrustedBundle, unix_now,
 };
 use tessera_primitives::RsaKeySize;
-use tessera_sharing::{AccessIndex, EncryptedEntity, EncryptionManifest, Visibility};
+use tessera_sharing::{DelegationLookup, EncryptionManifest, Visibility};
 
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
@@ -293,17 +292,9 @@ impl Session {
             .clone()
     }
 
-    /// The index of the exchange secrets behind those delegations of `entity` that this owner holds: what
-    /// decrypting or rotating it needs.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Crypto`] if a sealed secret no longer opens.
-    pub(crate) fn access_for(&self, entity: &EncryptedEntity) -> Result<AccessIndex> {
-        let secrets = self.lock().exchange.secrets_for(
-            &entity.entity_type,
-            entity.security_metadata.delegations.keys(),
-        )?;
-        Ok(AccessIndex::new(self.owner(), secrets))
+    /// The session's exchange secrets as the sharing layer asks for them when it opens or rotates a record.
+    pub(crate) fn lookup(&self) -> SessionLookup<'_> {
+        SessionLookup(self)
     }
 
     /// The manifest of `entity_type`, or one that encrypts every field of `document`.
@@ -329,7 +320,7 @@ impl Session {
     pub(crate) fn secrets_signed_for(&self, delegate: OwnerId) -> Result<Vec<ExchangeSecret>> {
         let mut state = self.lock();
         let ids = state.exchange.between(self.owner(), delegate, true);
-        state.exchange.scan(&ids, ExchangeSecret::clone)
+        Ok(state.exchange.scan(&ids, ExchangeSecret::clone)?)
     }
 
     /// The delegation keys for `entity_type` of every exchange data from `delegator` to `delegate` this owner holds.
@@ -344,9 +335,9 @@ impl Session {
     ) -> Result<Vec<DelegationKey>> {
         let mut state = self.lock();
         let ids = state.exchange.between(delegator, delegate, false);
-        state
+        Ok(state
             .exchange
-            .scan(&ids, |secret| secret.delegation_key(entity_type))
+            .scan(&ids, |secret| secret.delegation_key(entity_type))?)
     }
 
     /// Runs a client call; if the server session expired, logs in again (re-registering the access keys) and
@@ -443,7 +434,7 @@ impl Session {
     /// The exchange secret this owner encrypts for `delegate` with: known, or created now (the partner's key
     /// bundles trusted through the policy, the secret wrapped for each, the exchange data stored, the secret sealed
     /// into the key bag). Exchange data with itself serves the root delegations.
-    pub(crate) async fn exchange_with(&self, delegate: OwnerId) -> Result<ExchangeSecret> {
+    pub(crate) async fn exchange_with(&self, delegate: OwnerId) -> Result<Arc<ExchangeSecret>> {
         if let Some(secret) = self.outgoing(delegate)? {
             return Ok(secret);
         }
@@ -457,19 +448,19 @@ impl Session {
             self.trusted_bundles(delegate).await?
         };
         let recipients: Vec<&TrustedBundle> = recipients.iter().collect();
-        let (data, secret) = ExchangeData::create(&self.keys, delegate, &recipients, now())?;
+        let (data, secret) = ExchangeData::create(&self.keys, delegate, &recipients, unix_now())?;
         let data = &data;
         self.call(|c| async move { c.put_exchange_data(data).await })
             .await?;
         self.remember(secret.clone()).await?;
         self.lock().stats.created_exchange_data += 1;
-        Ok(secret)
+        Ok(Arc::new(secret))
     }
 
-    fn outgoing(&self, delegate: OwnerId) -> Result<Option<ExchangeSecret>> {
+    fn outgoing(&self, delegate: OwnerId) -> Result<Option<Arc<ExchangeSecret>>> {
         let mut state = self.lock();
         match state.outgoing.get(&delegate).copied() {
-            Some(id) => state.exchange.get(&id),
+            Some(id) => Ok(state.exchange.get(&id)?),
             None => Ok(None),
         }
     }
@@ -542,9 +533,20 @@ impl Session {
     }
 }
 
-/// Seconds since the Unix epoch.
-pub(crate) fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
+/// The session's exchange cache as the sharing layer's [`DelegationLookup`]: its one index of delegation keys
+/// answers, and the session's lock is taken per question, never while a record's content is decrypted.
+pub(crate) struct SessionLookup<'a>(&'a Session);
+
+impl DelegationLookup for SessionLookup<'_> {
+    fn owner(&self) -> OwnerId {
+        self.0.owner()
+    }
+
+    fn exchange_secret(
+        &self,
+        entity_type: &EntityType,
+        delegation_key: &DelegationKey,
+    ) -> tessera_sharing::Result<Option<Arc<ExchangeSecret>>> {
+        Ok(self.0.lock().exchange.lookup(entity_type, delegation_key)?)
+    }
 }

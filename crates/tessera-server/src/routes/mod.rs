@@ -13,12 +13,12 @@ mod side_map;
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use bytes::Bytes;
 use hyper::body::{Body, Incoming};
 use hyper::{Method, Request, StatusCode};
-use tessera_keys::{DelegationKey, ExchangeDataId, OwnerId};
+use tessera_keys::{DelegationKey, ExchangeDataId, OwnerId, unix_now as now};
 use tessera_sharing::{AttachmentId, EncryptedEntity, EntityId, Permission};
 use tessera_store::Store;
 use tessera_wire::ErrorCode;
@@ -232,12 +232,6 @@ fn expected_rev<B>(request: &Request<B>) -> Result<u64, ApiError> {
         .ok_or_else(|| ApiError::bad_request("the revision being replaced is required: ?rev=N"))?
         .parse()
         .map_err(|_| ApiError::bad_request("malformed revision"))
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Whether the requester may see `entity`: it holds one of its delegation keys or is an explicit delegate.
