@@ -4,11 +4,11 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use serde_json::Value;
+use tessera_keys::test_utils::fixture_rsa;
 use tessera_keys::{
     DelegationKey, EntityType, ExchangeData, ExchangeSecret, KeyBag, KeyBagEntry, Owner, OwnerId,
     OwnerKeys, OwnerKind, Tofu, TrustPolicy,
 };
-use tessera_primitives::RsaKeySize;
 use tessera_sharing::{
     DecryptedEntity, DelegationTarget, EncryptedEntity, EncryptionManifest, EntityId, NewEntity,
     ParentLink, Permission, SecretId, SecretIdScope, Visibility, create,
@@ -72,16 +72,17 @@ pub struct Fixtures {
 pub fn fixtures() -> &'static Fixtures {
     static FIXTURES: OnceLock<Fixtures> = OnceLock::new();
     FIXTURES.get_or_init(|| {
-        let generate = || {
-            OwnerKeys::generate(
+        // Derived from the fixture keys of the primitives crate: generating RSA keys is slow in debug builds.
+        let derive = |fixture: &str| {
+            OwnerKeys::derive(
                 OwnerId::generate().unwrap(),
-                RsaKeySize::Bits2048,
+                fixture_rsa(fixture).unwrap(),
                 1_700_000_000,
             )
             .unwrap()
         };
-        let doctor = generate();
-        let colleague = generate();
+        let doctor = derive("rsa2048.pem");
+        let colleague = derive("rsa3072.pem");
         let colleague_bundle = Tofu::new().trust(colleague.bundle().unwrap()).unwrap();
         let own = ExchangeData::create(&doctor, doctor.owner(), &[], 1_700_000_000).unwrap();
         let shared = ExchangeData::create(
