@@ -10,11 +10,7 @@ use tessera_store::RedbStore;
 
 /// A fixture RSA key of tessera-primitives' tests.
 pub(crate) fn fixture(name: &str) -> RsaPrivateKey {
-    let path = format!(
-        "{}/../crates/tessera-primitives/tests/data/keys/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    RsaPrivateKey::from_pkcs8_pem(&std::fs::read_to_string(path).unwrap()).unwrap()
+    tessera_keys::test_utils::fixture_rsa(name).unwrap()
 }
 
 /// The public record of an HCP with one key bundle.

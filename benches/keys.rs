@@ -10,6 +10,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use tessera_keys::test_utils::fixture_rsa;
 use tessera_keys::{
     EntityType, ExchangeData, KeyBag, KeyBagEntry, OwnerId, OwnerKeys, Tofu, TrustPolicy,
     TrustedBundle,
@@ -18,21 +19,13 @@ use tessera_primitives::RsaPrivateKey;
 
 const CREATED: u64 = 1_700_000_000;
 
-fn fixture(name: &str) -> RsaPrivateKey {
-    let path = format!(
-        "{}/../crates/tessera-primitives/tests/data/keys/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    RsaPrivateKey::from_pkcs8_pem(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
 /// One owner with `devices` keys (bundles), all trusted by `policy`.
 fn owner(devices: usize, policy: &Tofu) -> (Vec<OwnerKeys>, Vec<TrustedBundle>) {
     let id = OwnerId::generate().unwrap();
     let keys: Vec<OwnerKeys> = (0..devices)
         .map(|i| {
             let rsa = if i == 0 {
-                fixture("rsa2048.pem")
+                fixture_rsa("rsa2048.pem").unwrap()
             } else {
                 RsaPrivateKey::generate(Default::default()).unwrap()
             };

@@ -13,10 +13,11 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::{Map, Value, json};
+use tessera_keys::test_utils::fixture_rsa;
 use tessera_keys::{
     EntityType, ExchangeData, ExchangeSecret, OwnerId, OwnerKeys, Tofu, TrustPolicy,
 };
-use tessera_primitives::{RsaKeySize, RsaPrivateKey};
+use tessera_primitives::RsaKeySize;
 use tessera_sharing::{
     AccessIndex, DelegationTarget, EncryptionManifest, EntityId, NewEntity, Permission, Visibility,
     create, decrypt, open_keys, revoke_and_rotate, rules, share,
@@ -32,16 +33,13 @@ struct World {
 }
 
 fn world() -> World {
-    let fixture = |name: &str| {
-        let path = format!(
-            "{}/../crates/tessera-primitives/tests/data/keys/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        RsaPrivateKey::from_pkcs8_pem(&std::fs::read_to_string(path).unwrap()).unwrap()
-    };
     let trust = Tofu::new();
-    let doctor =
-        OwnerKeys::derive(OwnerId::generate().unwrap(), fixture("rsa2048.pem"), 0).unwrap();
+    let doctor = OwnerKeys::derive(
+        OwnerId::generate().unwrap(),
+        fixture_rsa("rsa2048.pem").unwrap(),
+        0,
+    )
+    .unwrap();
     let (_, own) = ExchangeData::create(&doctor, doctor.owner(), &[], 0).unwrap();
     let partners = (0..10)
         .map(|_| {

@@ -15,6 +15,8 @@ pub mod wire {
     pub use crate::id::{fixed_bytes, hex, unhex, var_bytes};
 }
 #[cfg(feature = "test-utils")]
+pub mod test_utils;
+#[cfg(feature = "test-utils")]
 pub mod vectors;
 
 pub use crate::error::{Error, Result};

@@ -18,11 +18,7 @@ fn file() -> VectorFile {
 }
 
 fn fixture_pem(name: &str) -> String {
-    let path = format!(
-        "{}/../tessera-primitives/tests/data/keys/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    tessera_keys::test_utils::fixture_pem(name).unwrap()
 }
 
 #[test]

@@ -9,6 +9,8 @@ mod model;
 pub mod rules;
 mod seal;
 mod sidemap;
+#[cfg(feature = "test-utils")]
+pub mod test_utils;
 
 pub use crate::access::{AccessIndex, DelegationLookup};
 pub use crate::entity::{

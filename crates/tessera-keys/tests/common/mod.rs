@@ -18,9 +18,9 @@ use bincode::Options;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tessera_keys::UnwrapKey;
+use tessera_keys::test_utils;
 use tessera_keys::{
-    EntityType, ExchangeData, ExchangeDataId, Fingerprint, OwnerId, OwnerKeys, PinnedFingerprints,
-    TrustPolicy, TrustedBundle,
+    EntityType, ExchangeData, ExchangeDataId, Fingerprint, OwnerId, OwnerKeys, TrustedBundle,
 };
 use tessera_primitives::{AeadKey, RsaKeySize, RsaPrivateKey, SecretBytes, WrappedKey};
 
@@ -54,16 +54,12 @@ pub(crate) fn dave_id() -> OwnerId {
 
 /// The PKCS#8 PEM of a fixture key of the primitives crate.
 pub(crate) fn fixture_pem(name: &str) -> String {
-    let path = format!(
-        "{}/../tessera-primitives/tests/data/keys/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    test_utils::fixture_pem(name).unwrap()
 }
 
 /// A fixture RSA key of the primitives crate.
 pub(crate) fn fixture_rsa(name: &str) -> RsaPrivateKey {
-    RsaPrivateKey::from_pkcs8_pem(&fixture_pem(name)).unwrap()
+    test_utils::fixture_rsa(name).unwrap()
 }
 
 fn once(
@@ -147,9 +143,7 @@ pub(crate) fn dave() -> &'static OwnerKeys {
 
 /// `keys`' bundle, accepted by a policy that pins exactly its fingerprint.
 pub(crate) fn trusted(keys: &OwnerKeys) -> TrustedBundle {
-    PinnedFingerprints::new([keys.fingerprint()])
-        .trust(keys.bundle().unwrap())
-        .unwrap()
+    test_utils::trusted(keys).unwrap()
 }
 
 /// An entity type that is known to be valid.
@@ -231,7 +225,7 @@ pub(crate) fn exchange(
     delegate: &OwnerKeys,
     created: u64,
 ) -> (ExchangeData, tessera_keys::ExchangeSecret) {
-    ExchangeData::create(delegator, delegate.owner(), &[&trusted(delegate)], created).unwrap()
+    test_utils::exchange(delegator, delegate, created).unwrap()
 }
 
 /// The DER inside a PEM block (standard base64, enough for the fixture files).

@@ -12,7 +12,6 @@
     reason = "each test binary uses a part of the shared fixtures"
 )]
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
@@ -24,11 +23,11 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Map, Value, json};
 use tessera_client::Client;
 use tessera_keys::{
-    AccessControlKey, EntityType, ExchangeData, ExchangeSecret, FormatVersion, Owner, OwnerId,
-    OwnerKeys, OwnerKind, Tofu, TrustPolicy, TrustedBundle,
+    AccessControlKey, EntityType, ExchangeData, ExchangeSecret, FormatVersion, Owner, OwnerKeys,
+    OwnerKind, TrustedBundle,
 };
-use tessera_primitives::{RsaKeySize, RsaPrivateKey};
 use tessera_server::{Server, ServerConfig};
+use tessera_sharing::test_utils;
 use tessera_sharing::{
     AccessIndex, DecryptedEntity, DelegationTarget, EncryptedEntity, EncryptionManifest, EntityId,
     NewEntity, ParentLink, Permission, SecretId, SecretIdScope, Visibility, create,
@@ -39,116 +38,40 @@ use tessera_wire::Format;
 /// The administrator token of every test server.
 pub const ADMIN: &str = "admin-token-of-the-tests";
 
-/// Creation time of every bundle and exchange data of the world.
-pub const T0: u64 = 1_700_000_000;
+#[allow(
+    unused_imports,
+    reason = "each test binary uses a part of the shared fixtures"
+)]
+pub use tessera_sharing::test_utils::{T0, Who};
 
-/// The owners of the world: three healthcare parties and a patient registered below A.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Who {
-    /// HCP A, the usual creator (fixture key `rsa2048.pem`).
-    A,
-    /// HCP B, A's usual delegate (fixture key `rsa3072.pem`).
-    B,
-    /// HCP C, who is given nothing (fixture key `rsa4096.pem`).
-    C,
-    /// Patient P, registered by A (a freshly generated 2048-bit key).
-    P,
-}
-
-impl Who {
-    /// Every owner.
-    pub const ALL: [Self; 4] = [Self::A, Self::B, Self::C, Self::P];
-
-    /// The owner's fixed id.
-    pub fn id(self) -> OwnerId {
-        OwnerId::from_bytes(match self {
-            Self::A => [0xa1; 16],
-            Self::B => [0xb0; 16],
-            Self::C => [0xc0; 16],
-            Self::P => *b"patient-owner-id",
-        })
-    }
-}
-
-/// Four owners and exchange data between every ordered pair, opened by both parties.
-pub struct World {
-    keys: BTreeMap<Who, OwnerKeys>,
-    bundles: BTreeMap<Who, TrustedBundle>,
-    data: BTreeMap<(Who, Who), ExchangeData>,
-    /// `(holder, delegator, delegate)` → the holder's opened secret.
-    secrets: BTreeMap<(Who, Who, Who), ExchangeSecret>,
-}
+/// The shared four-owner world, with the lookups the tests use unwrapped and the server helpers below.
+pub struct World(test_utils::World);
 
 /// The world of this test binary, built on first use.
 pub fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
-    WORLD.get_or_init(World::build)
+    WORLD.get_or_init(|| World(test_utils::World::build().unwrap()))
 }
 
 impl World {
-    fn build() -> Self {
-        let trust = Tofu::new();
-        let keys: BTreeMap<Who, OwnerKeys> = Who::ALL
-            .into_iter()
-            .map(|who| {
-                let keys = match who {
-                    Who::A => OwnerKeys::derive(who.id(), fixture_rsa("rsa2048.pem"), T0),
-                    Who::B => OwnerKeys::derive(who.id(), fixture_rsa("rsa3072.pem"), T0),
-                    Who::C => OwnerKeys::derive(who.id(), fixture_rsa("rsa4096.pem"), T0),
-                    Who::P => OwnerKeys::generate(who.id(), RsaKeySize::Bits2048, T0),
-                };
-                (who, keys.unwrap())
-            })
-            .collect();
-        let bundles: BTreeMap<Who, TrustedBundle> = keys
-            .iter()
-            .map(|(who, keys)| (*who, trust.trust(keys.bundle().unwrap()).unwrap()))
-            .collect();
-        let mut data = BTreeMap::new();
-        let mut secrets = BTreeMap::new();
-        for from in Who::ALL {
-            for to in Who::ALL {
-                let recipients: Vec<&TrustedBundle> = if from == to {
-                    vec![]
-                } else {
-                    vec![&bundles[&to]]
-                };
-                let (exchange, own) =
-                    ExchangeData::create(&keys[&from], to.id(), &recipients, T0).unwrap();
-                if from != to {
-                    let opened = exchange.open(&keys[&to], &bundles[&from]).unwrap();
-                    secrets.insert((to, from, to), opened);
-                }
-                secrets.insert((from, from, to), own);
-                data.insert((from, to), exchange);
-            }
-        }
-        Self {
-            keys,
-            bundles,
-            data,
-            secrets,
-        }
-    }
-
     /// `who`'s keys.
     pub fn keys(&self, who: Who) -> &OwnerKeys {
-        &self.keys[&who]
+        self.0.keys(who).unwrap()
     }
 
     /// `who`'s trusted bundle.
     pub fn bundle(&self, who: Who) -> &TrustedBundle {
-        &self.bundles[&who]
+        self.0.bundle(who).unwrap()
     }
 
     /// The exchange data from `from` to `to`.
     pub fn data(&self, from: Who, to: Who) -> &ExchangeData {
-        &self.data[&(from, to)]
+        self.0.data(from, to).unwrap()
     }
 
     /// The secret of the exchange data `from` → `to` as `holder` opened it.
     pub fn secret(&self, holder: Who, from: Who, to: Who) -> &ExchangeSecret {
-        &self.secrets[&(holder, from, to)]
+        self.0.secret(holder, from, to).unwrap()
     }
 
     /// The secret of `from` → `to` on the delegator's side.
@@ -158,13 +81,7 @@ impl World {
 
     /// `who`'s access index over every secret it holds.
     pub fn access(&self, who: Who) -> AccessIndex {
-        AccessIndex::new(
-            who.id(),
-            self.secrets
-                .iter()
-                .filter(|((holder, _, _), _)| *holder == who)
-                .map(|(_, secret)| secret.clone()),
-        )
+        self.0.access(who)
     }
 
     /// Every access-control key of `who` for entities of `entity_type`.
@@ -206,16 +123,6 @@ impl World {
             bundles: vec![self.keys(who).bundle().unwrap()],
         }
     }
-}
-
-/// A fixture RSA key of the primitives crate.
-pub fn fixture_rsa(name: &str) -> RsaPrivateKey {
-    let path = format!(
-        "{}/../tessera-primitives/tests/data/keys/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let pem = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    RsaPrivateKey::from_pkcs8_pem(&pem).unwrap()
 }
 
 /// A valid entity type.

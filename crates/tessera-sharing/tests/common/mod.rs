@@ -11,141 +11,55 @@
     reason = "each test binary uses a part of the shared fixtures"
 )]
 
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use bincode::Options;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
-use tessera_keys::{
-    EntityType, ExchangeData, ExchangeSecret, OwnerId, OwnerKeys, Tofu, TrustPolicy, TrustedBundle,
-};
-use tessera_primitives::{RsaKeySize, RsaPrivateKey};
+use tessera_keys::{EntityType, ExchangeData, ExchangeSecret, OwnerKeys, TrustedBundle};
+use tessera_sharing::test_utils;
 use tessera_sharing::{
     AccessIndex, DecryptedEntity, DelegationTarget, EncryptedEntity, EncryptionManifest, EntityId,
     Error, NewEntity, ParentLink, Permission, RuleViolation, SecretId, SecretIdScope, ShareEntry,
     Visibility, create, rules, share,
 };
 
-/// Creation time of every bundle and exchange data of the world.
-pub(crate) const T0: u64 = 1_700_000_000;
+#[allow(
+    unused_imports,
+    reason = "each test binary uses a part of the shared fixtures"
+)]
+pub(crate) use tessera_sharing::test_utils::{T0, Who};
 
-/// The owners of the world: three healthcare parties and a patient.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) enum Who {
-    /// HCP A, the usual creator (fixture key `rsa2048.pem`).
-    A,
-    /// HCP B, A's usual delegate (fixture key `rsa3072.pem`).
-    B,
-    /// HCP C, B's delegate (fixture key `rsa4096.pem`).
-    C,
-    /// Patient P (a freshly generated 2048-bit key).
-    P,
-}
-
-impl Who {
-    /// Every owner.
-    pub(crate) const ALL: [Self; 4] = [Self::A, Self::B, Self::C, Self::P];
-
-    /// The owner's fixed id (fixed so that failures reproduce; the patient's is the ASCII `patient-owner-id`,
-    /// easy to spot in a dump).
-    pub(crate) fn id(self) -> OwnerId {
-        OwnerId::from_bytes(match self {
-            Self::A => [0xa1; 16],
-            Self::B => [0xb0; 16],
-            Self::C => [0xc0; 16],
-            Self::P => *b"patient-owner-id",
-        })
-    }
-}
-
-/// An owner's keys and its bundle as the others trust it.
-pub(crate) struct Party {
-    /// The owner's keys.
-    pub(crate) keys: OwnerKeys,
-    /// Its bundle, accepted through trust on first use.
-    pub(crate) bundle: TrustedBundle,
-}
-
-/// Four owners and exchange data between every ordered pair, opened by both parties.
-pub(crate) struct World {
-    parties: BTreeMap<Who, Party>,
-    data: BTreeMap<(Who, Who), ExchangeData>,
-    /// `(holder, delegator, delegate)` → the holder's opened secret.
-    secrets: BTreeMap<(Who, Who, Who), ExchangeSecret>,
-}
+/// The shared four-owner world, with the lookups the tests use unwrapped and the sharing helpers below.
+pub(crate) struct World(test_utils::World);
 
 /// The world of this test binary, built on first use.
 pub(crate) fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
-    WORLD.get_or_init(World::build)
+    WORLD.get_or_init(|| World(test_utils::World::build().unwrap()))
 }
 
 impl World {
-    fn build() -> Self {
-        let trust = Tofu::new();
-        let parties: BTreeMap<Who, Party> = Who::ALL
-            .into_iter()
-            .map(|who| {
-                let keys = match who {
-                    Who::A => OwnerKeys::derive(who.id(), fixture_rsa("rsa2048.pem"), T0),
-                    Who::B => OwnerKeys::derive(who.id(), fixture_rsa("rsa3072.pem"), T0),
-                    Who::C => OwnerKeys::derive(who.id(), fixture_rsa("rsa4096.pem"), T0),
-                    Who::P => OwnerKeys::generate(who.id(), RsaKeySize::Bits2048, T0),
-                }
-                .unwrap();
-                let bundle = trust.trust(keys.bundle().unwrap()).unwrap();
-                (who, Party { keys, bundle })
-            })
-            .collect();
-        let mut data = BTreeMap::new();
-        let mut secrets = BTreeMap::new();
-        for from in Who::ALL {
-            for to in Who::ALL {
-                let delegator = &parties[&from];
-                let delegate = &parties[&to];
-                let recipients: Vec<&TrustedBundle> = if from == to {
-                    vec![]
-                } else {
-                    vec![&delegate.bundle]
-                };
-                let (exchange, own) =
-                    ExchangeData::create(&delegator.keys, to.id(), &recipients, T0).unwrap();
-                if from != to {
-                    let opened = exchange.open(&delegate.keys, &delegator.bundle).unwrap();
-                    secrets.insert((to, from, to), opened);
-                }
-                secrets.insert((from, from, to), own);
-                data.insert((from, to), exchange);
-            }
-        }
-        Self {
-            parties,
-            data,
-            secrets,
-        }
-    }
-
     /// `who`'s keys.
     pub(crate) fn keys(&self, who: Who) -> &OwnerKeys {
-        &self.parties[&who].keys
+        self.0.keys(who).unwrap()
     }
 
     /// `who`'s trusted bundle.
     pub(crate) fn bundle(&self, who: Who) -> &TrustedBundle {
-        &self.parties[&who].bundle
+        self.0.bundle(who).unwrap()
     }
 
     /// The exchange data from `from` to `to`.
     pub(crate) fn data(&self, from: Who, to: Who) -> &ExchangeData {
-        &self.data[&(from, to)]
+        self.0.data(from, to).unwrap()
     }
 
     /// The secret of the exchange data `from` → `to` as `holder` opened it.
     pub(crate) fn secret(&self, holder: Who, from: Who, to: Who) -> &ExchangeSecret {
-        self.secrets
-            .get(&(holder, from, to))
+        self.0
+            .secret(holder, from, to)
             .unwrap_or_else(|| panic!("{holder:?} holds no secret of {from:?} → {to:?}"))
     }
 
@@ -156,16 +70,12 @@ impl World {
 
     /// Every secret `who` holds, as delegator or delegate.
     pub(crate) fn secrets_of(&self, who: Who) -> Vec<ExchangeSecret> {
-        self.secrets
-            .iter()
-            .filter(|((holder, _, _), _)| *holder == who)
-            .map(|(_, secret)| secret.clone())
-            .collect()
+        self.0.secrets_of(who)
     }
 
     /// `who`'s access index over every secret it holds.
     pub(crate) fn access(&self, who: Who) -> AccessIndex {
-        AccessIndex::new(who.id(), self.secrets_of(who))
+        self.0.access(who)
     }
 
     /// `holder`'s access index over the secrets of these pairs only.
@@ -213,16 +123,6 @@ impl World {
     ) -> tessera_keys::DelegationKey {
         self.own(from, to).delegation_key(entity_type)
     }
-}
-
-/// A fixture RSA key of the primitives crate.
-pub(crate) fn fixture_rsa(name: &str) -> RsaPrivateKey {
-    let path = format!(
-        "{}/../tessera-primitives/tests/data/keys/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let pem = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    RsaPrivateKey::from_pkcs8_pem(&pem).unwrap()
 }
 
 /// A valid entity type.
