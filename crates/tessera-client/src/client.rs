@@ -19,10 +19,12 @@ use tessera_keys::{
     AccessControlKey, DelegationKey, ExchangeData, ExchangeDataId, KeyBagEntry, Owner, OwnerId,
     OwnerKeys,
 };
+use tessera_primitives::SecretString;
 use tessera_sharing::{
     AttachmentId, EncryptedEntity, EntityId, SearchTag, ShareRequest, SideMapEntry,
 };
 use tokio::io::AsyncRead;
+use zeroize::Zeroizing;
 
 use tessera_wire::{
     ACCESS_KEYS_HEADER, AccessKeyBytes, AccessKeys, BearerToken, BulkWritten, Challenge,
@@ -48,7 +50,8 @@ pub struct Client {
     http: HyperClient<HttpConnector, RequestBody>,
     format: Format,
     token: Option<BearerToken>,
-    access_headers: Vec<String>,
+    /// Header values of the presented access-control keys (lowercase hex, comma-separated): secrets, wiped on drop.
+    access_headers: Vec<SecretString>,
 }
 
 impl std::fmt::Debug for Client {
@@ -94,11 +97,17 @@ impl Client {
         self.access_headers = keys
             .chunks(KEYS_PER_HEADER)
             .map(|chunk| {
-                chunk
-                    .iter()
-                    .map(|key| tessera_keys::wire::hex(key.expose_secret()))
-                    .collect::<Vec<_>>()
-                    .join(",")
+                // Sized up front so that no reallocation leaves a copy of a key behind.
+                let mut value = String::with_capacity(chunk.len() * 33);
+                for (index, key) in chunk.iter().enumerate() {
+                    if index > 0 {
+                        value.push(',');
+                    }
+                    value.push_str(&Zeroizing::new(tessera_keys::wire::hex(
+                        key.expose_secret(),
+                    )));
+                }
+                SecretString::new(value)
             })
             .collect();
     }
@@ -652,10 +661,11 @@ impl Client {
             builder = builder.header(CONTENT_TYPE, self.format.media_type());
         }
         if let Some(token) = &self.token {
-            builder = builder.header(AUTHORIZATION, format!("Bearer {}", token.expose_secret()));
+            let value = Zeroizing::new(format!("Bearer {}", token.expose_secret()));
+            builder = builder.header(AUTHORIZATION, value.as_str());
         }
         for value in &self.access_headers {
-            builder = builder.header(ACCESS_KEYS_HEADER, value);
+            builder = builder.header(ACCESS_KEYS_HEADER, value.expose_secret());
         }
         for (name, value) in headers {
             builder = builder.header(*name, value);
