@@ -48,8 +48,10 @@ const KEY_HOLDING_TYPES: &[&str] = &[
     "StreamOpener",
     "StreamWriter",
     "StreamReader",
-    // tessera-sharing: opened exchange secrets by delegation key, and decrypted content.
+    // tessera-sharing: opened exchange secrets by delegation key, an entity's opened keys, and decrypted content.
     "AccessIndex",
+    "DelegationLookup",
+    "EntityKeys",
     "DecryptedEntity",
 ];
 
