@@ -16,7 +16,7 @@ pub(crate) fn fixture(name: &str) -> RsaPrivateKey {
 /// The public record of an HCP with one key bundle.
 pub(crate) fn owner_record(keys: &OwnerKeys) -> Owner {
     Owner {
-        version: FormatVersion::V1,
+        version: FormatVersion::V2,
         id: keys.owner(),
         kind: OwnerKind::Hcp,
         parent: None,

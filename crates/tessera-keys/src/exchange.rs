@@ -76,7 +76,7 @@ impl ExchangeData {
         let id = ExchangeDataId::generate()?;
         let secret = Secret32::generate()?;
         let mut data = Self {
-            version: FormatVersion::V1,
+            version: FormatVersion::V2,
             id,
             delegator: delegator.owner(),
             delegate,

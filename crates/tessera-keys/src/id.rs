@@ -142,8 +142,9 @@ pub fn unhex(text: &str) -> Option<Vec<u8>> {
 pub struct FormatVersion(u8);
 
 impl FormatVersion {
-    /// Version 1, the only one this build writes and reads.
-    pub const V1: Self = Self(1);
+    /// Version 2 (protocol v2: signed versions and delegations, signed wraps, sealed owner state), the only one
+    /// this build writes and reads. Version 1 was never deployed and is not readable (CHANGELOG.md).
+    pub const V2: Self = Self(2);
 
     /// The version number.
     pub fn get(self) -> u8 {
@@ -155,13 +156,13 @@ impl FormatVersion {
     /// # Errors
     /// [`Error::UnsupportedVersion`] otherwise, naming `what`.
     pub fn check(version: u8, what: &'static str) -> Result<Self> {
-        if version == Self::V1.0 {
-            Ok(Self::V1)
+        if version == Self::V2.0 {
+            Ok(Self::V2)
         } else {
             Err(Error::UnsupportedVersion {
                 what,
                 version,
-                supported: Self::V1.0,
+                supported: Self::V2.0,
             })
         }
     }

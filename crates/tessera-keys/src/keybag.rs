@@ -76,7 +76,7 @@ impl KeyBag {
         let id = Self::entry_id(keys, &secret.id());
         let payload = zeroize::Zeroizing::new(
             Writer::untagged()
-                .u8(FormatVersion::V1.get())
+                .u8(FormatVersion::V2.get())
                 .fixed(secret.id().as_bytes())
                 .fixed(secret.delegator().as_bytes())
                 .fixed(secret.delegate().as_bytes())
@@ -88,7 +88,7 @@ impl KeyBag {
             .self_key()
             .seal(&payload, &entry_aad(keys.owner(), &id))?;
         Ok(KeyBagEntry {
-            version: FormatVersion::V1,
+            version: FormatVersion::V2,
             owner: keys.owner(),
             id,
             sealed,

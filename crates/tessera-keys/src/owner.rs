@@ -133,7 +133,7 @@ impl OwnerKeys {
             created,
         )?;
         Ok(KeyBundle {
-            version: FormatVersion::V1,
+            version: FormatVersion::V2,
             owner: self.owner,
             rsa: self.rsa.public_key(),
             ed25519: self.verifying_key(),
@@ -390,7 +390,7 @@ impl KeyBundle {
         created: u64,
     ) -> Result<Vec<u8>> {
         Ok(Writer::new(TAG_BUNDLE)
-            .u8(FormatVersion::V1.get())
+            .u8(FormatVersion::V2.get())
             .fixed(owner.as_bytes())
             .var(&rsa.to_spki_der()?)?
             .fixed(ed25519.as_bytes())

@@ -362,7 +362,7 @@ fn every_derivation_follows_docs_formats() {
     let bundle = keys.bundle().unwrap();
     let spki = bundle.rsa_public_key().to_spki_der().unwrap();
     let mut canonical = tagged("tessera/v1/key-bundle");
-    canonical.push(1);
+    canonical.push(2);
     canonical.extend_from_slice(keys.owner().as_bytes());
     canonical.extend_from_slice(&u32::try_from(spki.len()).unwrap().to_be_bytes());
     canonical.extend_from_slice(&spki);
@@ -415,7 +415,7 @@ fn every_derivation_follows_docs_formats() {
     let commitment = hmac_sha256(&s, &commit_message);
     assert_eq!(json["commitment"], common::hex(&commitment));
     let mut canonical = tagged("tessera/v1/exchange-data");
-    canonical.push(1);
+    canonical.push(2);
     canonical.extend_from_slice(data.id().as_bytes());
     canonical.extend_from_slice(alice().owner().as_bytes());
     canonical.extend_from_slice(bob().owner().as_bytes());

@@ -53,7 +53,7 @@ fn bag_entry() -> KeyBagEntry {
 
 fn owner_record() -> Owner {
     Owner {
-        version: FormatVersion::V1,
+        version: FormatVersion::V2,
         id: alice().owner(),
         kind: OwnerKind::Hcp,
         parent: Some(OwnerId::from_bytes([0x77; 16])),
@@ -166,7 +166,7 @@ fn small_values_round_trip() {
     assert_round_trips(&SignatureBytes([0x47; 64]));
     assert_round_trips(&WrappedSecret(vec![1, 2, 3]));
     assert_round_trips(&WrappedSecret(Vec::new()));
-    assert_round_trips(&FormatVersion::V1);
+    assert_round_trips(&FormatVersion::V2);
     assert_round_trips(&entity("Health-Element_2.0"));
     for kind in [OwnerKind::Hcp, OwnerKind::Patient, OwnerKind::Device] {
         assert_round_trips(&kind);
@@ -179,7 +179,7 @@ fn small_values_round_trip() {
 fn json_writes_lowercase_hex_and_hyphenated_owner_ids() {
     let data = exchange_data();
     let json = to_json_value(&data);
-    assert_eq!(json["version"], 1);
+    assert_eq!(json["version"], 2);
     assert_eq!(json["id"], hex(data.id().as_bytes()));
     assert_eq!(json["delegator"], "a1a1a1a1-a1a1-a1a1-a1a1-a1a1a1a1a1a1");
     assert_eq!(json["delegate"], bob_id().to_string());
@@ -221,10 +221,10 @@ fn bincode_writes_raw_bytes() {
     let owner = OwnerId::from_bytes([0xcd; 16]);
     assert_eq!(to_bincode(&owner)[1..], [0xcd; 16]);
     // Every travelling record starts with its version byte.
-    assert_eq!(to_bincode(&bag_entry())[0], 1);
-    assert_eq!(to_bincode(&alice().bundle().unwrap())[0], 1);
-    assert_eq!(to_bincode(&exchange_data())[0], 1);
-    assert_eq!(to_bincode(&owner_record())[0], 1);
+    assert_eq!(to_bincode(&bag_entry())[0], 2);
+    assert_eq!(to_bincode(&alice().bundle().unwrap())[0], 2);
+    assert_eq!(to_bincode(&exchange_data())[0], 2);
+    assert_eq!(to_bincode(&owner_record())[0], 2);
 }
 
 #[test]
@@ -242,7 +242,7 @@ fn malformed_fields_are_refused() {
         ),
         ("signature", serde_json::json!(hex(&[0; 63]))),
         ("created", serde_json::json!(-1)),
-        ("version", serde_json::json!("1")),
+        ("version", serde_json::json!("2")),
     ];
     for (field, value) in bad_values {
         let mut json = to_json_value(&data);
@@ -306,12 +306,12 @@ fn bincode_length_prefixes_beyond_the_input_or_the_limit_are_refused_without_all
 fn assert_version_error(error: &str, version: u8) {
     assert!(error.contains("version"), "{error}");
     assert!(error.contains(&format!("version {version}")), "{error}");
-    assert!(error.contains("reads version 1"), "{error}");
+    assert!(error.contains("reads version 2"), "{error}");
 }
 
 fn check_unknown_versions<T: Serialize + DeserializeOwned + Debug>(value: &T, what: &str) {
     let mut checked = 0;
-    for version in [0u8, 2, 3, 255] {
+    for version in [0u8, 1, 3, 255] {
         let mut json = to_json_value(value);
         json["version"] = serde_json::json!(version);
         let error = serde_json::from_value::<T>(json).unwrap_err().to_string();
@@ -340,9 +340,9 @@ fn unknown_format_versions_are_clear_errors() {
 #[test]
 fn an_owner_with_a_bundle_of_an_unknown_version_is_refused() {
     let mut json = to_json_value(&owner_record());
-    json["bundles"][1]["version"] = serde_json::json!(2);
+    json["bundles"][1]["version"] = serde_json::json!(3);
     let error = serde_json::from_value::<Owner>(json)
         .unwrap_err()
         .to_string();
-    assert_version_error(&error, 2);
+    assert_version_error(&error, 3);
 }

@@ -203,7 +203,7 @@ fn a_changed_truncated_or_extended_entry_is_refused() {
 fn an_entry_of_an_unknown_version_is_a_clear_decode_error() {
     let entry = KeyBag::seal_entry(alice(), &alice_secrets(1)[0]).unwrap();
     // JSON.
-    for version in [0, 2, 255] {
+    for version in [0, 1, 255] {
         let mut json = to_json_value(&entry);
         json["version"] = serde_json::json!(version);
         let error = serde_json::from_value::<KeyBagEntry>(json)
@@ -214,10 +214,10 @@ fn an_entry_of_an_unknown_version_is_a_clear_decode_error() {
     }
     // bincode: the version is the first byte.
     let mut bytes = to_bincode(&entry);
-    assert_eq!(bytes[0], 1);
-    bytes[0] = 2;
+    assert_eq!(bytes[0], 2);
+    bytes[0] = 3;
     let error = from_bincode::<KeyBagEntry>(&bytes).unwrap_err().to_string();
-    assert!(error.contains("version 2"), "{error}");
+    assert!(error.contains("version 3"), "{error}");
     // The current version decodes.
     assert_eq!(
         from_bincode::<KeyBagEntry>(&to_bincode(&entry)).unwrap(),
@@ -233,7 +233,7 @@ fn hand_sealed(payload: &[u8], entry_id: KeyBagEntryId) -> KeyBagEntry {
     aad.extend_from_slice(alice().owner().as_bytes());
     aad.extend_from_slice(entry_id.as_bytes());
     KeyBagEntry {
-        version: tessera_keys::FormatVersion::V1,
+        version: tessera_keys::FormatVersion::V2,
         owner: alice().owner(),
         id: entry_id,
         sealed: alice().self_key().seal(payload, &aad).unwrap(),
@@ -269,12 +269,12 @@ fn sealed_payloads_are_read_exactly_as_documented() {
     match result {
         Err(
             error @ Error::UnsupportedVersion {
-                version: 2,
+                version: 3,
                 supported: 1,
                 ..
             },
         ) => {
-            assert!(error.to_string().contains("version 2"), "{error}");
+            assert!(error.to_string().contains("version 3"), "{error}");
         }
         other => panic!("expected UnsupportedVersion, got {:?}", other.map(|_| ())),
     }

@@ -36,7 +36,7 @@ fn samples() -> &'static Samples {
             bundle: alice().bundle().unwrap(),
             entry: KeyBag::seal_entry(alice(), &secret).unwrap(),
             owner: Owner {
-                version: FormatVersion::V1,
+                version: FormatVersion::V2,
                 id: alice().owner(),
                 kind: OwnerKind::Hcp,
                 parent: None,
@@ -247,7 +247,7 @@ proptest! {
         sealed in prop::collection::vec(any::<u8>(), 0..200),
     ) {
         let entry = KeyBagEntry {
-            version: FormatVersion::V1,
+            version: FormatVersion::V2,
             owner: if owner_is_alice { alice().owner() } else { bob().owner() },
             id: KeyBagEntryId::from_bytes(id),
             sealed,

@@ -95,7 +95,7 @@ async fn owners_register_with_the_admin_token_or_below_their_parent() {
     let stranger =
         OwnerKeys::generate(OwnerId::generate().unwrap(), RsaKeySize::Bits2048, T0).unwrap();
     let record = |parent| Owner {
-        version: FormatVersion::V1,
+        version: FormatVersion::V2,
         id: stranger.owner(),
         kind: OwnerKind::Patient,
         parent,

@@ -211,7 +211,7 @@ pub fn create(
     let (public, sensitive, encrypted_self) =
         seal_document(&entity_key, &entity_type, &id, manifest, document)?;
     let mut entity = EncryptedEntity {
-        version: FormatVersion::V1,
+        version: FormatVersion::V2,
         id,
         key_commitment: key_commitment(&entity_key, &entity_type, &id),
         secret_foreign_keys: parents

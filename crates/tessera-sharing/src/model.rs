@@ -141,7 +141,7 @@ impl ShareRequest {
     /// A request of these entries.
     pub fn new(entries: Vec<ShareEntry>) -> Self {
         Self {
-            version: FormatVersion::V1,
+            version: FormatVersion::V2,
             entries,
         }
     }

@@ -40,7 +40,7 @@ fn tagged(tag: &str, capacity: usize) -> Vec<u8> {
 /// AAD of `encrypted_self`: `"tessera/v1/encrypted-self" ‖ 0x00 ‖ version ‖ type ‖ 0x00 ‖ id`.
 pub(crate) fn encrypted_self_aad(entity_type: &EntityType, id: &EntityId) -> Vec<u8> {
     let mut aad = tagged(TAG_ENCRYPTED_SELF, 1 + entity_type.as_str().len() + 17);
-    aad.push(FormatVersion::V1.get());
+    aad.push(FormatVersion::V2.get());
     aad.extend_from_slice(entity_type.as_str().as_bytes());
     aad.push(0);
     aad.extend_from_slice(id.as_bytes());

@@ -38,7 +38,7 @@ impl SideMapEntry {
             &aad(keys.owner(), &delegation_key),
         )?;
         Ok(Self {
-            version: FormatVersion::V1,
+            version: FormatVersion::V2,
             owner: keys.owner(),
             delegation_key,
             sealed_exchange_data_id: Sealed(sealed),

@@ -143,7 +143,7 @@ fn the_golden_entity_decodes_field_by_field_and_re_encodes_to_the_same_bytes() {
     assert_eq!(to_bincode(&from_bin), bin, "bincode drifted");
 
     let entity = from_bin;
-    assert_eq!(entity.version, FormatVersion::V1);
+    assert_eq!(entity.version, FormatVersion::V2);
     assert_eq!(entity.id, ENTITY_ID.parse::<EntityId>().unwrap());
     assert_eq!(entity.entity_type, ty("Contact"));
     assert_eq!(entity.rev, 7);

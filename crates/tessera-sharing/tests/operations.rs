@@ -102,7 +102,7 @@ fn create_makes_a_root_and_the_auto_delegations() {
     assert_eq!((to_p.delegator, to_p.delegate), (Some(A.id()), None));
     assert_eq!(to_p.exchange_data_id, None);
 
-    assert_eq!(entity.version, FormatVersion::V1);
+    assert_eq!(entity.version, FormatVersion::V2);
     assert_eq!(entity.entity_type, note);
     assert_eq!(entity.rev, 0);
     assert!(entity.attachments.is_empty());
@@ -309,7 +309,7 @@ fn a_share_request_for_many_entities_round_trips_and_applies_per_entity() {
         .collect();
     assert_eq!(entries.len(), 6);
     let request = ShareRequest::new(entries);
-    assert_eq!(request.version, FormatVersion::V1);
+    assert_eq!(request.version, FormatVersion::V2);
 
     let from_json: ShareRequest = serde_json::from_str(&to_json(&request)).unwrap();
     assert_eq!(from_json, request);

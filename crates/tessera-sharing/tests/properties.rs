@@ -167,7 +167,7 @@ fn plain_entity(public: Map<String, Value>, seed: u8) -> EncryptedEntity {
             permission: Permission::Read,
         };
     EncryptedEntity {
-        version: FormatVersion::V1,
+        version: FormatVersion::V2,
         id: EntityId::from_bytes([seed; 16]),
         entity_type: ty("Contact"),
         rev: u64::from(seed),

@@ -21,7 +21,7 @@ pub fn generate_owner(
 ) -> Result<(OwnerKeys, Owner)> {
     let keys = OwnerKeys::generate(OwnerId::generate()?, size, unix_now())?;
     let record = Owner {
-        version: FormatVersion::V1,
+        version: FormatVersion::V2,
         id: keys.owner(),
         kind,
         parent,

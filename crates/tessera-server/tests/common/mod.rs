@@ -112,7 +112,7 @@ impl World {
     /// The public record of `who` as it registers: P is a patient below A, the others top-level HCPs.
     pub fn owner_record(&self, who: Who) -> Owner {
         Owner {
-            version: FormatVersion::V1,
+            version: FormatVersion::V2,
             id: who.id(),
             kind: if who == Who::P {
                 OwnerKind::Patient

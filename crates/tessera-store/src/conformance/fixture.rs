@@ -107,7 +107,7 @@ impl Fixtures {
     /// The public owner record of `keys`.
     pub fn owner(&self, keys: &OwnerKeys) -> Owner {
         Owner {
-            version: tessera_keys::FormatVersion::V1,
+            version: tessera_keys::FormatVersion::V2,
             id: keys.owner(),
             kind: OwnerKind::Hcp,
             parent: None,

@@ -197,7 +197,7 @@ fn undecodable_values_and_unknown_layouts_are_corrupt() {
 
 fn dummy_entity(id: EntityId) -> EncryptedEntity {
     EncryptedEntity {
-        version: tessera_keys::FormatVersion::V1,
+        version: tessera_keys::FormatVersion::V2,
         id,
         entity_type: tessera_keys::EntityType::new("Note").unwrap(),
         rev: 0,
