@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod batch;
 mod canonical;
 mod error;
 mod exchange;
@@ -19,6 +20,7 @@ pub mod test_utils;
 #[cfg(feature = "test-utils")]
 pub mod vectors;
 
+pub use crate::batch::batch_message;
 pub use crate::error::{Error, Result};
 pub use crate::exchange::{ExchangeData, ExchangeSecret, WrappedSecret};
 pub use crate::id::{

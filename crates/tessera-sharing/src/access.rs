@@ -4,9 +4,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use tessera_keys::{AccessControlKey, DelegationKey, EntityType, ExchangeSecret, KeyBag, OwnerId};
+use tessera_keys::{
+    AccessControlKey, DelegationKey, EntityType, ExchangeSecret, Fingerprint, KeyBag, OwnerId,
+    TrustedBundle,
+};
 
 use crate::error::Result;
+use crate::proof::VerifiedBatches;
 
 /// Where the entity operations ([`crate::decrypt`], [`crate::open_keys`], [`crate::revoke_and_rotate`]) find the
 /// exchange secret behind a delegation key of an entity type.
@@ -29,6 +33,20 @@ pub trait DelegationLookup {
         entity_type: &EntityType,
         delegation_key: &DelegationKey,
     ) -> Result<Option<Arc<ExchangeSecret>>>;
+
+    /// The key bundle of `owner` with `fingerprint`, if this owner trusts it: the only keys a signature on an
+    /// entity (a version, a write delegation) is verified with. `None` makes the operation fail with
+    /// [`crate::Error::UnknownSigner`], after which the caller may fetch and trust that owner's bundles and retry.
+    ///
+    /// # Errors
+    /// As the implementation's store of trusted bundles fails.
+    fn signer(&self, owner: OwnerId, fingerprint: Fingerprint) -> Result<Option<TrustedBundle>>;
+
+    /// Where verified batch signatures are remembered, if anywhere: with it, the records of one batch cost one
+    /// signature verification per reader, not one each.
+    fn verified_batches(&self) -> Option<&VerifiedBatches> {
+        None
+    }
 }
 
 /// An owner's exchange secrets and, per entity type, the delegation keys they give (computed once per type).
@@ -37,6 +55,8 @@ pub struct AccessIndex {
     owner: OwnerId,
     secrets: Vec<Arc<ExchangeSecret>>,
     by_type: RwLock<HashMap<EntityType, Arc<HashMap<DelegationKey, usize>>>>,
+    signers: HashMap<(OwnerId, Fingerprint), TrustedBundle>,
+    verified: VerifiedBatches,
 }
 
 impl AccessIndex {
@@ -46,7 +66,24 @@ impl AccessIndex {
             owner,
             secrets: secrets.into_iter().map(Arc::new).collect(),
             by_type: RwLock::new(HashMap::new()),
+            signers: HashMap::new(),
+            verified: VerifiedBatches::new(),
         }
+    }
+
+    /// Trusts `bundles` to verify signatures (writers, delegators) with.
+    #[must_use]
+    pub fn with_signers(mut self, bundles: impl IntoIterator<Item = TrustedBundle>) -> Self {
+        for bundle in bundles {
+            self.signers
+                .insert((bundle.owner(), bundle.fingerprint()), bundle);
+        }
+        self
+    }
+
+    /// The batch signatures this index verified so far.
+    pub fn verified_batches(&self) -> &VerifiedBatches {
+        &self.verified
     }
 
     /// The index of every secret in an opened key bag.
@@ -144,5 +181,13 @@ impl DelegationLookup for AccessIndex {
         delegation_key: &DelegationKey,
     ) -> Result<Option<Arc<ExchangeSecret>>> {
         Ok(self.find(entity_type, delegation_key).cloned())
+    }
+
+    fn signer(&self, owner: OwnerId, fingerprint: Fingerprint) -> Result<Option<TrustedBundle>> {
+        Ok(self.signers.get(&(owner, fingerprint)).cloned())
+    }
+
+    fn verified_batches(&self) -> Option<&VerifiedBatches> {
+        Some(&self.verified)
     }
 }

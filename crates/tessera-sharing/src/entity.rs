@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
-use tessera_keys::{DelegationKey, EntityType, ExchangeSecret, FormatVersion};
+use tessera_keys::{DelegationKey, EntityType, ExchangeSecret, FormatVersion, OwnerId, OwnerKeys};
 use tessera_primitives::{AeadKey, Secret32, hmac_sha256};
 use zeroize::Zeroizing;
 
@@ -14,13 +14,18 @@ use crate::model::{
     AttachmentRef, EncryptedEntity, EntityId, Permission, Sealed, SearchTag, SecureDelegation,
     SecurityMetadata, ShareEntry,
 };
+use crate::proof::{
+    BatchBuilder, Dec, DelegationStatement, Enc, Link, decode_chain, decode_writer_proof,
+    encode_chain, encode_writer_proof, sealed_fields_hash, verify_chain, version_hash,
+};
 use crate::rules;
 use crate::seal::{
     DelegationField, check_key_commitment, encrypted_self_aad, key_commitment, key_from_bytes,
-    open_delegation_field, seal_delegation_field,
+    open_delegation_field, seal_delegation_field, writer_proof_aad,
 };
 
 const TAG_SEARCH: &[u8] = b"tessera/v1/sfk\0";
+const TAG_DELEGATION_TAG: &[u8] = b"tessera/v2/delegation-tag";
 
 /// A secret id: 32 random bytes attached to a parent entity (a patient) and shared with its delegates, from which
 /// its children's search tags are derived.
@@ -116,9 +121,10 @@ pub struct NewEntity<'a> {
     pub parents: Vec<ParentLink>,
 }
 
-/// What an owner's delegation of an entity holds, opened: the entity key, the secret ids and the parents, but not
-/// the content. It is what sharing, updating, rotating and attachments need ([`open_keys`]), so they never decrypt
-/// a document they do not read; [`DecryptedEntity`] adds the content.
+/// What an owner's delegation of an entity holds, opened and verified: the entity key, the secret ids and the
+/// parents, who created the entity and who wrote its current version, but not the content. It is what sharing,
+/// updating, rotating and attachments need ([`open_keys`]), so they never decrypt a document they do not read;
+/// [`DecryptedEntity`] adds the content.
 #[derive(Debug)]
 pub struct EntityKeys {
     /// The entity's id.
@@ -131,8 +137,19 @@ pub struct EntityKeys {
     pub owning_entity_ids: Vec<EntityId>,
     /// The delegation this owner opened it through.
     pub delegation_key: DelegationKey,
-    /// What that delegation lets this owner do.
+    /// What that delegation lets this owner do (from the delegation's authenticated statement, not its clear label).
     pub permission: Permission,
+    /// The owner that created the entity (its root delegation's owner).
+    pub creator: OwnerId,
+    /// The owner that wrote (and signed) the current version.
+    pub writer: OwnerId,
+    /// The current version's content version (signed by its writer).
+    pub content_version: u64,
+    /// The current key epoch (signed by the writer, bound into every delegation).
+    pub key_epoch: u32,
+    root: DelegationKey,
+    /// This owner's signed chain of write delegations from the root, when it holds write.
+    write_chain: Option<Vec<Link>>,
     entity_key: AeadKey,
 }
 
@@ -170,6 +187,18 @@ impl DecryptedEntity {
     }
 }
 
+impl AsRef<EntityKeys> for EntityKeys {
+    fn as_ref(&self) -> &EntityKeys {
+        self
+    }
+}
+
+impl AsRef<EntityKeys> for DecryptedEntity {
+    fn as_ref(&self) -> &EntityKeys {
+        &self.keys
+    }
+}
+
 impl std::ops::Deref for DecryptedEntity {
     type Target = EntityKeys;
 
@@ -178,8 +207,122 @@ impl std::ops::Deref for DecryptedEntity {
     }
 }
 
+/// A link of a chain being built: already signed, or a statement of the batch being signed.
+#[derive(Clone)]
+enum ChainLink {
+    Signed(Link),
+    New(DelegationStatement, u16),
+}
+
+/// An entity whose statements wait for the batch signature.
+struct Draft {
+    entity: EncryptedEntity,
+    entity_key: AeadKey,
+    group: usize,
+    root: DelegationKey,
+    creator: OwnerId,
+    writer: OwnerId,
+    /// The chain the writer presents, root first.
+    writer_chain: Vec<ChainLink>,
+    /// Write delegations to give their sealed chain: delegation key, sealing exchange key, chain.
+    write_chains: Vec<(DelegationKey, AeadKey, Vec<ChainLink>)>,
+}
+
+impl Draft {
+    /// Adds the version statement of the entity as it now stands, then signs nothing: see [`sign_drafts`].
+    fn push_version(&self, batch: &mut BatchBuilder) -> Result<u16> {
+        let hash = version_hash(&self.entity, &self.root, self.creator, self.writer)?;
+        batch.push(self.group, hash)
+    }
+}
+
+/// Signs the drafts' statements with one signature and seals each proof where it belongs: the writer's proof
+/// under the entity key, each write delegation's chain under its exchange key.
+fn sign_drafts(
+    drafts: Vec<Draft>,
+    mut batch: BatchBuilder,
+    signer: &OwnerKeys,
+) -> Result<Vec<(EncryptedEntity, Vec<Link>, AeadKey)>> {
+    let mut positions = Vec::with_capacity(drafts.len());
+    for draft in &drafts {
+        positions.push(draft.push_version(&mut batch)?);
+    }
+    let signed = batch.sign(signer)?;
+    let resolve = |group: usize, links: &[ChainLink]| -> Result<Vec<Link>> {
+        links
+            .iter()
+            .map(|link| match link {
+                ChainLink::Signed(link) => Ok(link.clone()),
+                ChainLink::New(statement, position) => Ok(Link {
+                    statement: statement.clone(),
+                    proof: signed.proof(group, *position)?,
+                }),
+            })
+            .collect()
+    };
+    let mut out = Vec::with_capacity(drafts.len());
+    for (draft, position) in drafts.into_iter().zip(positions) {
+        let Draft {
+            mut entity,
+            entity_key,
+            group,
+            writer_chain,
+            write_chains,
+            ..
+        } = draft;
+        let writer_chain = resolve(group, &writer_chain)?;
+        let proof = signed.proof(group, position)?;
+        let plaintext = Zeroizing::new(encode_writer_proof(&proof, &writer_chain)?);
+        entity.writer_proof = Sealed(entity_key.seal(
+            &plaintext,
+            &writer_proof_aad(
+                &entity.entity_type,
+                &entity.id,
+                entity.content_version,
+                entity.key_epoch,
+            ),
+        )?);
+        for (key, exchange_key, chain) in write_chains {
+            let chain = resolve(group, &chain)?;
+            let sealed = seal_chain(&exchange_key, &key, &entity.id, &chain)?;
+            if let Some(delegation) = entity.security_metadata.delegations.get_mut(&key) {
+                delegation.chain = vec![sealed];
+            }
+        }
+        out.push((entity, writer_chain, entity_key));
+    }
+    Ok(out)
+}
+
+fn seal_chain(
+    exchange_key: &AeadKey,
+    delegation_key: &DelegationKey,
+    entity: &EntityId,
+    chain: &[Link],
+) -> Result<Sealed> {
+    let bytes = encode_chain(Enc::untagged(), chain)?.finish();
+    seal_delegation_field(
+        exchange_key,
+        delegation_key,
+        DelegationField::Chain,
+        entity,
+        &[],
+        &bytes,
+    )
+}
+
+/// The key with which an owner tags the delegations it makes, so that it recognises them later (a delegate knows
+/// the exchange key and could seal a look-alike; it cannot make the tag): `HMAC-SHA-256(self key,
+/// "tessera/v2/delegation-tag")`.
+fn tag_key(owner: &OwnerKeys) -> Zeroizing<[u8; 32]> {
+    Zeroizing::new(hmac_sha256(
+        owner.self_key().expose_secret(),
+        TAG_DELEGATION_TAG,
+    ))
+}
+
 /// Creates and encrypts an entity with its root delegation (through `root`, exchange data of the creator with
-/// itself) and the creator's auto-delegations.
+/// itself) and the creator's auto-delegations, signed by the creator.
 ///
 /// # Errors
 /// [`Error::Keys`] with `NotSignedBySelf` if an exchange data was not signed by the creator;
@@ -189,8 +332,83 @@ pub fn create(
     new: NewEntity<'_>,
     root: DelegationTarget<'_>,
     auto_delegations: &[DelegationTarget<'_>],
+    signer: &OwnerKeys,
 ) -> Result<(EncryptedEntity, DecryptedEntity)> {
-    if root.exchange.delegator() != root.exchange.delegate() {
+    let mut batch = BatchBuilder::default();
+    let tag = tag_key(signer);
+    let (draft, sensitive, secret_ids, owning) =
+        draft_new(new, root, auto_delegations, signer, &tag, &mut batch)?;
+    let root_key = draft.root;
+    let (entity, chain, entity_key) = sign_drafts(vec![draft], batch, signer)?
+        .pop()
+        .ok_or(Error::Crypto)?;
+    let mut document = entity.public.clone();
+    merge(&mut document, sensitive);
+    let opened = DecryptedEntity {
+        rev: 0,
+        document,
+        attachments: Vec::new(),
+        keys: EntityKeys {
+            id: entity.id,
+            entity_type: entity.entity_type.clone(),
+            secret_ids,
+            owning_entity_ids: owning,
+            delegation_key: root_key,
+            permission: Permission::Write,
+            creator: signer.owner(),
+            writer: signer.owner(),
+            content_version: entity.content_version,
+            key_epoch: entity.key_epoch,
+            root: root_key,
+            write_chain: Some(chain),
+            entity_key,
+        },
+    };
+    Ok((entity, opened))
+}
+
+/// One record of [`create_many`]: the entity and its auto-delegations.
+pub type NewWithShares<'a> = (NewEntity<'a>, Vec<DelegationTarget<'a>>);
+
+/// Creates and encrypts several entities as [`create`] does, signed together with one signature.
+///
+/// # Errors
+/// As [`create`].
+pub fn create_many(
+    entities: Vec<NewWithShares<'_>>,
+    root: DelegationTarget<'_>,
+    signer: &OwnerKeys,
+) -> Result<Vec<EncryptedEntity>> {
+    let mut batch = BatchBuilder::default();
+    let tag = tag_key(signer);
+    let mut drafts = Vec::with_capacity(entities.len());
+    for (new, autos) in entities {
+        drafts.push(draft_new(new, root, &autos, signer, &tag, &mut batch)?.0);
+    }
+    Ok(sign_drafts(drafts, batch, signer)?
+        .into_iter()
+        .map(|(entity, _, _)| entity)
+        .collect())
+}
+
+/// The draft of a new entity, with its sensitive part, secret ids and parents.
+type NewDraft = (
+    Draft,
+    Map<String, Value>,
+    Vec<(SecretId, SecretIdScope)>,
+    Vec<EntityId>,
+);
+
+fn draft_new(
+    new: NewEntity<'_>,
+    root: DelegationTarget<'_>,
+    auto_delegations: &[DelegationTarget<'_>],
+    signer: &OwnerKeys,
+    tag: &[u8; 32],
+    batch: &mut BatchBuilder,
+) -> Result<NewDraft> {
+    let me = signer.owner();
+    if root.exchange.delegator() != me || root.exchange.delegate() != me {
         return Err(RuleViolation::InconsistentRequest(
             "the root delegation needs exchange data of the creator with itself",
         )
@@ -220,64 +438,71 @@ pub fn create(
             .collect(),
         entity_type,
         rev: 0,
+        content_version: 1,
+        key_epoch: 0,
         public,
         encrypted_self,
         security_metadata: SecurityMetadata::default(),
         attachments: Vec::new(),
+        writer_proof: Sealed(Vec::new()),
     };
     let owning: Vec<EntityId> = parents.iter().map(|p| p.parent).collect();
     let contents = DelegationContents {
         entity_key: &entity_key,
         secret_ids: &secret_ids,
         owning_entity_ids: &owning,
+        root: root.exchange.delegation_key(&entity.entity_type),
+        creator: me,
+        tag,
     };
-    let root_key = root.exchange.delegation_key(&entity.entity_type);
-    let root_delegation = build_delegation(&entity, root, &contents, true, BTreeSet::new())?;
+    let group = batch.group();
+    let (root_key, root_delegation, root_statement) =
+        build_delegation(&entity, root, &contents, BTreeSet::new())?;
     entity
         .security_metadata
         .delegations
         .insert(root_key, root_delegation);
+    let root_link = ChainLink::New(
+        root_statement.clone(),
+        batch.push(group, root_statement.hash())?,
+    );
+    let mut write_chains = Vec::new();
     for target in auto_delegations {
         let key = target.exchange.delegation_key(&entity.entity_type);
         if entity.security_metadata.delegations.contains_key(&key) {
             continue;
         }
-        let delegation = build_delegation(
-            &entity,
-            *target,
-            &contents,
-            false,
-            BTreeSet::from([root_key]),
-        )?;
+        let (key, delegation, statement) =
+            build_delegation(&entity, *target, &contents, BTreeSet::from([root_key]))?;
+        if statement.permission == Permission::Write {
+            let position = batch.push(group, statement.hash())?;
+            write_chains.push((
+                key,
+                target.exchange.sealing_key()?.clone(),
+                vec![root_link.clone(), ChainLink::New(statement, position)],
+            ));
+        }
         entity.security_metadata.delegations.insert(key, delegation);
     }
     rules::validate_metadata(&entity.security_metadata)?;
-    let opened = DecryptedEntity {
-        rev: 0,
-        document: {
-            let mut document = entity.public.clone();
-            merge(&mut document, sensitive);
-            document
-        },
-        attachments: Vec::new(),
-        keys: EntityKeys {
-            id,
-            entity_type: entity.entity_type.clone(),
-            secret_ids,
-            owning_entity_ids: owning,
-            delegation_key: root_key,
-            permission: Permission::Write,
-            entity_key,
-        },
+    let draft = Draft {
+        entity,
+        entity_key,
+        group,
+        root: root_key,
+        creator: me,
+        writer: me,
+        writer_chain: vec![root_link],
+        write_chains,
     };
-    Ok((entity, opened))
+    Ok((draft, sensitive, secret_ids, owning))
 }
 
-/// Opens `entity` as the owner of `access`, through the accessible delegation granting the most.
+/// Opens `entity` as the owner of `access`, through the accessible delegation granting the most, after
+/// [`open_keys`] verified it.
 ///
 /// # Errors
-/// [`Error::NoAccess`] if no delegation is accessible; [`Error::Crypto`] if a sealed value does not open or the
-/// entity key does not match the commitment; [`Error::Malformed`] if the sealed document is not a JSON object.
+/// As [`open_keys`]; [`Error::Malformed`] if the sealed document is not a JSON object.
 pub fn decrypt<L: DelegationLookup + ?Sized>(
     entity: &EncryptedEntity,
     access: &L,
@@ -302,70 +527,197 @@ pub fn decrypt<L: DelegationLookup + ?Sized>(
     })
 }
 
-/// Opens the delegation of `entity` that grants the owner of `access` the most, without decrypting the content:
-/// the entity key (checked against the commitment), the secret ids and the parents. Sharing, updating, rotating
-/// and attachments need no more.
+/// One accessible delegation, opened and checked against its statement.
+struct OpenedDelegation {
+    key: DelegationKey,
+    statement: DelegationStatement,
+    entity_key: AeadKey,
+    tag: [u8; 32],
+    secret_ids: Vec<(SecretId, SecretIdScope)>,
+    owning_entity_ids: Vec<EntityId>,
+    secret: std::sync::Arc<ExchangeSecret>,
+}
+
+/// Opens and verifies the keys of `entity` for the owner of `access`, failing closed:
+///
+/// - every delegation `access` can open must open, under its statement bound as associated data (so no clear
+///   field of it was changed), with an entity key that matches the key commitment, and name the same creator;
+/// - the current version must be signed by its writer, whose signed chain of write delegations must lead from
+///   this entity's root at this key epoch;
+/// - this owner's permission is the most its own delegations' statements grant.
+///
+/// No other delegation is ever tried instead of one that fails.
 ///
 /// # Errors
-/// [`Error::NoAccess`] if no delegation is accessible; [`Error::Crypto`] if no accessible delegation opens or its
-/// entity key does not match the commitment, or if `access` cannot produce a secret it holds.
+/// [`Error::NoAccess`] if no delegation is made to this owner; [`Error::Crypto`] if anything fails to open or
+/// verify; [`Error::UnknownSigner`] if a signer's bundle is not known to `access` yet.
 pub fn open_keys<L: DelegationLookup + ?Sized>(
     entity: &EncryptedEntity,
     access: &L,
 ) -> Result<EntityKeys> {
-    let owner = access.owner();
-    let mut candidates = Vec::new();
+    let me = access.owner();
+    let root = rules::root(&entity.security_metadata).map_err(|_| Error::Crypto)?;
+    let mut opened = Vec::new();
     for (key, delegation) in &entity.security_metadata.delegations {
         if let Some(secret) = access.exchange_secret(&entity.entity_type, key)? {
-            candidates.push((key, delegation, secret));
+            opened.push(open_delegation(entity, key, delegation, secret, &root)?);
         }
     }
-    if candidates.is_empty() {
+    let Some(first) = opened.first() else {
         return Err(Error::NoAccess);
+    };
+    let creator = first.statement.creator;
+    if opened.iter().any(|o| o.statement.creator != creator) {
+        return Err(Error::Crypto);
     }
-    // Try every accessible delegation, the one granting the most first (the root before others), so that one
-    // damaged delegation does not hide the others.
-    candidates.sort_by_key(|(_, delegation, secret)| {
-        std::cmp::Reverse((
-            delegation.permission,
-            delegation.parents.is_empty(),
-            // A delegation made to this owner before one it made for someone else: an onward share must hang
-            // under the sharer's own delegation, or revoking the other party would cut it too.
-            secret.delegate() == owner,
-        ))
-    });
-    let mut last_error = Error::Crypto;
-    for (delegation_key, delegation, secret) in candidates {
-        match open_through(entity, delegation_key, delegation, &secret) {
-            Ok(opened) => return Ok(opened),
-            Err(error) => last_error = error,
+    let (writer, writer_chain) = verify_version(entity, &first.entity_key, &root, creator, access)?;
+    let best = opened
+        .into_iter()
+        .filter(|o| o.statement.delegate == me)
+        .max_by_key(|o| (o.statement.permission, o.statement.parents.is_empty()))
+        .ok_or(Error::NoAccess)?;
+    let write_chain = if best.statement.permission != Permission::Write {
+        None
+    } else if best.statement.is_root() {
+        let root_link = writer_chain.into_iter().next().ok_or(Error::Crypto)?;
+        if root_link.statement != best.statement {
+            return Err(Error::Crypto);
         }
-    }
-    Err(last_error)
+        Some(vec![root_link])
+    } else {
+        Some(open_write_chain(entity, &best, &root, creator, access)?)
+    };
+    Ok(EntityKeys {
+        id: entity.id,
+        entity_type: entity.entity_type.clone(),
+        secret_ids: best.secret_ids,
+        owning_entity_ids: best.owning_entity_ids,
+        delegation_key: best.key,
+        permission: best.statement.permission,
+        creator,
+        writer,
+        content_version: entity.content_version,
+        key_epoch: entity.key_epoch,
+        root,
+        write_chain,
+        entity_key: best.entity_key,
+    })
 }
 
-/// Opens the keys of `entity` through one delegation.
-fn open_through(
+/// Verifies the writer's proof of the current version: returns the writer and its chain.
+fn verify_version<L: DelegationLookup + ?Sized>(
     entity: &EncryptedEntity,
-    delegation_key: &DelegationKey,
-    delegation: &SecureDelegation,
-    secret: &ExchangeSecret,
-) -> Result<EntityKeys> {
-    let exchange_key = secret.opening_key();
-    let open = |field, sealed: &Sealed| {
-        open_delegation_field(exchange_key, delegation_key, field, &entity.id, sealed)
-    };
+    entity_key: &AeadKey,
+    root: &DelegationKey,
+    creator: OwnerId,
+    access: &L,
+) -> Result<(OwnerId, Vec<Link>)> {
+    let plaintext = Zeroizing::new(entity_key.open(
+        &entity.writer_proof.0,
+        &writer_proof_aad(
+            &entity.entity_type,
+            &entity.id,
+            entity.content_version,
+            entity.key_epoch,
+        ),
+    )?);
+    let (proof, chain) = decode_writer_proof(&plaintext)?;
+    verify_chain(&chain, entity, root, creator, access)?;
+    let writer = chain.last().ok_or(Error::Crypto)?.statement.delegate;
+    if proof.signer() != writer {
+        return Err(Error::Crypto);
+    }
+    proof.verify(&version_hash(entity, root, creator, writer)?, access)?;
+    Ok((writer, chain))
+}
 
-    let entity_key = delegation
-        .entity_keys
-        .iter()
-        .filter_map(|sealed| open(DelegationField::EntityKeys, sealed).ok())
-        .filter_map(|bytes| key_from_bytes(&bytes).ok())
-        .find(|key| {
-            check_key_commitment(key, &entity.entity_type, &entity.id, &entity.key_commitment)
-                .is_ok()
-        })
+/// Opens and verifies the signed chain a write delegation carries; its last link must be that delegation.
+fn open_write_chain<L: DelegationLookup + ?Sized>(
+    entity: &EncryptedEntity,
+    opened: &OpenedDelegation,
+    root: &DelegationKey,
+    creator: OwnerId,
+    access: &L,
+) -> Result<Vec<Link>> {
+    let delegation = entity
+        .security_metadata
+        .delegations
+        .get(&opened.key)
         .ok_or(Error::Crypto)?;
+    let [sealed] = delegation.chain.as_slice() else {
+        return Err(Error::Crypto);
+    };
+    let bytes = open_delegation_field(
+        opened.secret.opening_key(),
+        &opened.key,
+        DelegationField::Chain,
+        &entity.id,
+        &[],
+        sealed,
+    )?;
+    let mut dec = Dec::new(&bytes);
+    let chain = decode_chain(&mut dec)?;
+    dec.end()?;
+    verify_chain(&chain, entity, root, creator, access)?;
+    if chain.last().map(|link| &link.statement) != Some(&opened.statement) {
+        return Err(Error::Crypto);
+    }
+    Ok(chain)
+}
+
+/// Opens one delegation through `secret` and checks it against the statement its clear fields and the secret's
+/// parties make.
+fn open_delegation(
+    entity: &EncryptedEntity,
+    key: &DelegationKey,
+    delegation: &SecureDelegation,
+    secret: std::sync::Arc<ExchangeSecret>,
+    root: &DelegationKey,
+) -> Result<OpenedDelegation> {
+    let [sealed_key] = delegation.entity_keys.as_slice() else {
+        return Err(Error::Crypto);
+    };
+    let labels_agree = delegation.delegator.is_none_or(|d| d == secret.delegator())
+        && delegation.delegate.is_none_or(|d| d == secret.delegate());
+    if !labels_agree {
+        return Err(Error::Crypto);
+    }
+    let mut statement = DelegationStatement {
+        entity: entity.id,
+        entity_type: entity.entity_type.clone(),
+        delegation_key: *key,
+        delegator: secret.delegator(),
+        delegate: secret.delegate(),
+        permission: delegation.permission,
+        epoch: entity.key_epoch,
+        parents: delegation.parents.clone(),
+        root: *root,
+        creator: secret.delegator(),
+        sealed_fields: sealed_fields_of(delegation)?,
+    };
+    let exchange_key = secret.opening_key();
+    let payload = open_delegation_field(
+        exchange_key,
+        key,
+        DelegationField::EntityKeys,
+        &entity.id,
+        &statement.encode(false),
+        sealed_key,
+    )?;
+    let (entity_key, creator, tag) = decode_key_payload(&payload)?;
+    statement.creator = creator;
+    check_key_commitment(
+        &entity_key,
+        &entity.entity_type,
+        &entity.id,
+        &entity.key_commitment,
+    )?;
+    if (*key == *root) != statement.is_root() {
+        return Err(Error::Crypto);
+    }
+    let open = |field, sealed: &Sealed| {
+        open_delegation_field(exchange_key, key, field, &entity.id, &[], sealed)
+    };
     let secret_ids = delegation
         .secret_ids
         .iter()
@@ -380,27 +732,57 @@ fn open_through(
             Ok(EntityId::from_bytes(id))
         })
         .collect::<Result<_>>()?;
-    Ok(EntityKeys {
-        id: entity.id,
-        entity_type: entity.entity_type.clone(),
+    Ok(OpenedDelegation {
+        key: *key,
+        statement,
+        entity_key,
+        tag,
         secret_ids,
         owning_entity_ids,
-        delegation_key: *delegation_key,
-        permission: delegation.permission,
-        entity_key,
+        secret,
     })
+}
+
+fn sealed_fields_of(delegation: &SecureDelegation) -> Result<[u8; 32]> {
+    let boxes = |list: &[Sealed]| list.iter().map(|s| s.0.clone()).collect::<Vec<_>>();
+    sealed_fields_hash(
+        &boxes(&delegation.secret_ids),
+        &boxes(&delegation.owning_entity_ids),
+    )
+}
+
+/// The sealed entity key of a delegation: `entity key (32) ‖ creator (16) ‖ delegator's tag (32)`.
+fn encode_key_payload(key: &AeadKey, creator: OwnerId, tag: &[u8; 32]) -> Zeroizing<Vec<u8>> {
+    let mut bytes = Zeroizing::new(Vec::with_capacity(80));
+    bytes.extend_from_slice(key.expose_secret());
+    bytes.extend_from_slice(creator.as_bytes());
+    bytes.extend_from_slice(tag);
+    bytes
+}
+
+fn decode_key_payload(bytes: &[u8]) -> Result<(AeadKey, OwnerId, [u8; 32])> {
+    let (key, rest) = bytes.split_at_checked(32).ok_or(Error::Crypto)?;
+    let (creator, tag) = rest.split_at_checked(16).ok_or(Error::Crypto)?;
+    Ok((
+        key_from_bytes(key)?,
+        OwnerId::from_bytes(creator.try_into().map_err(|_| Error::Crypto)?),
+        tag.try_into().map_err(|_| Error::Crypto)?,
+    ))
 }
 
 /// Builds the delegations that share `opened` with each target, as children of the sharer's own delegation.
 /// A target whose delegation already exists is skipped (a share never overwrites). Confidential secret ids stay out.
+/// Write delegations are signed by the sharer (one signature for all of them) and carry the sharer's chain.
 ///
 /// # Errors
 /// [`Error::Rule`] if a target would get more than the sharer has; [`Error::Keys`] (`NotSignedBySelf`) if the
-/// sharer did not sign a target's exchange data.
+/// sharer did not sign a target's exchange data; [`Error::Rule`] if `signer` is not the owner `opened` was
+/// opened for.
 pub fn share(
     entity: &EncryptedEntity,
     opened: &EntityKeys,
     targets: &[DelegationTarget<'_>],
+    signer: &OwnerKeys,
 ) -> Result<Vec<ShareEntry>> {
     let shared_ids: Vec<(SecretId, SecretIdScope)> = opened
         .secret_ids
@@ -408,14 +790,27 @@ pub fn share(
         .filter(|(_, scope)| *scope == SecretIdScope::Shared)
         .cloned()
         .collect();
+    let tag = tag_key(signer);
     let contents = DelegationContents {
         entity_key: &opened.entity_key,
         secret_ids: &shared_ids,
         owning_entity_ids: &opened.owning_entity_ids,
+        root: opened.root,
+        creator: opened.creator,
+        tag: &tag,
     };
     let mut entries = Vec::with_capacity(targets.len());
     let mut seen = BTreeSet::new();
+    let mut batch = BatchBuilder::default();
+    let group = batch.group();
+    let mut write_chains = Vec::new();
     for target in targets {
+        if target.exchange.delegator() != signer.owner() {
+            return Err(RuleViolation::InconsistentRequest(
+                "a share goes through exchange data the sharer signed",
+            )
+            .into());
+        }
         let delegation_key = target.exchange.delegation_key(&entity.entity_type);
         if entity
             .security_metadata
@@ -432,34 +827,88 @@ pub fn share(
             }
             .into());
         }
-        let delegation = build_delegation(
+        let (_, delegation, statement) = build_delegation(
             entity,
             *target,
             &contents,
-            false,
             BTreeSet::from([opened.delegation_key]),
         )?;
+        if statement.permission == Permission::Write {
+            let chain = opened.write_chain.clone().ok_or(Error::Crypto)?;
+            let position = batch.push(group, statement.hash())?;
+            write_chains.push((
+                entries.len(),
+                target.exchange.sealing_key()?.clone(),
+                chain,
+                statement,
+                position,
+            ));
+        }
         entries.push(ShareEntry {
             entity_id: entity.id,
             delegation_key,
             delegation,
         });
     }
+    if !write_chains.is_empty() {
+        let signed = batch.sign(signer)?;
+        for (index, exchange_key, mut chain, statement, position) in write_chains {
+            chain.push(Link {
+                statement,
+                proof: signed.proof(group, position)?,
+            });
+            if let Some(entry) = entries.get_mut(index) {
+                entry.delegation.chain = vec![seal_chain(
+                    &exchange_key,
+                    &entry.delegation_key,
+                    &entity.id,
+                    &chain,
+                )?];
+            }
+        }
+    }
     Ok(entries)
 }
 
 /// `entity` with `document` as its new content: split by `manifest` and sealed under the entity's current key, so
-/// that the key commitment, the delegations and every delegate's access stay as they are. Send it as a plain update
-/// naming the revision it replaces.
+/// that the key commitment, the delegations and every delegate's access stay as they are; a new content version
+/// signed by this owner. Send it as a plain update naming the revision it replaces.
 ///
 /// # Errors
-/// [`Error::Malformed`] if `opened` is another entity or the document cannot be serialised; [`Error::Crypto`] if
-/// `opened` holds an old key (the entity was rotated since it was opened).
+/// As [`revise`]; [`Error::Malformed`] if the document cannot be serialised.
 pub fn update(
     entity: &EncryptedEntity,
     opened: &EntityKeys,
     document: Map<String, Value>,
     manifest: &EncryptionManifest,
+    signer: &OwnerKeys,
+) -> Result<EncryptedEntity> {
+    revise(entity, opened, signer, |updated| {
+        let (public, _, encrypted_self) = seal_document(
+            &opened.entity_key,
+            &entity.entity_type,
+            &entity.id,
+            manifest,
+            document,
+        )?;
+        updated.public = public;
+        updated.encrypted_self = encrypted_self;
+        Ok(())
+    })
+}
+
+/// A new version of `entity` written by `signer`: `change` edits a copy (its content, its attachment references),
+/// the content version moves one up, and the version is signed with the writer's chain.
+///
+/// # Errors
+/// [`Error::Malformed`] if `opened` is another entity; [`Error::Crypto`] if `opened` holds an old key (the entity
+/// was rotated since it was opened); [`Error::Rule`] if `opened` does not grant write or belongs to another owner;
+/// what `change` returns.
+pub fn revise(
+    entity: &EncryptedEntity,
+    opened: &EntityKeys,
+    signer: &OwnerKeys,
+    change: impl FnOnce(&mut EncryptedEntity) -> Result<()>,
 ) -> Result<EncryptedEntity> {
     if opened.id != entity.id || opened.entity_type != entity.entity_type {
         return Err(Error::Malformed {
@@ -473,36 +922,106 @@ pub fn update(
         &entity.id,
         &entity.key_commitment,
     )?;
-    let (public, _, encrypted_self) = seal_document(
-        &opened.entity_key,
-        &entity.entity_type,
-        &entity.id,
-        manifest,
-        document,
-    )?;
+    let chain = match &opened.write_chain {
+        Some(chain)
+            if chain
+                .last()
+                .is_some_and(|l| l.statement.delegate == signer.owner()) =>
+        {
+            chain.clone()
+        }
+        _ => return Err(RuleViolation::WriteRequired.into()),
+    };
     let mut updated = entity.clone();
-    updated.public = public;
-    updated.encrypted_self = encrypted_self;
+    change(&mut updated)?;
+    updated.id = entity.id;
+    updated.entity_type = entity.entity_type.clone();
+    updated.key_commitment = entity.key_commitment;
+    updated.key_epoch = entity.key_epoch;
+    updated.content_version = entity
+        .content_version
+        .checked_add(1)
+        .ok_or(Error::Malformed {
+            what: "update",
+            reason: "the content version is exhausted",
+        })?;
+    let mut batch = BatchBuilder::default();
+    let group = batch.group();
+    let draft = Draft {
+        entity: updated,
+        entity_key: opened.entity_key.clone(),
+        group,
+        root: opened.root,
+        creator: opened.creator,
+        writer: signer.owner(),
+        writer_chain: chain.into_iter().map(ChainLink::Signed).collect(),
+        write_chains: Vec::new(),
+    };
+    let (updated, _, _) = sign_drafts(vec![draft], batch, signer)?
+        .pop()
+        .ok_or(Error::Crypto)?;
     Ok(updated)
 }
 
-/// What revoke-and-rotate produced.
-#[derive(Debug)]
+/// What revoke-and-rotate produced, before its signature: re-seal the attachments into `entity` (with
+/// [`crate::attachment::rotate_attachment`] and `opened`'s new key), then [`Rotation::sign`].
 pub struct Rotation {
     /// The entity with its new key, re-sealed content and the remaining delegations.
     pub entity: EncryptedEntity,
     /// The keys of the entity under its new key (through the root delegation).
     pub opened: EntityKeys,
-    /// Delegations removed: the revoked ones, their descendants, and those the caller could not re-wrap
-    /// (their delegates must be shared with again).
+    /// Delegations removed: the revoked ones, their descendants, and those the caller could not re-wrap or
+    /// verify as its own (their delegates must be shared with again).
     pub removed: BTreeSet<DelegationKey>,
+    draft: Draft,
+    batch: BatchBuilder,
 }
 
-/// Revokes `revoked` (and their descendants) and gives the entity a new key: content is re-sealed and the key is
-/// re-wrapped for every remaining delegation whose exchange data the caller signed. Attachments keep their place
-/// but need new keys: re-seal them with [`crate::attachment::rotate_attachment`].
+impl std::fmt::Debug for Rotation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rotation")
+            .field("entity", &self.entity)
+            .field("removed", &self.removed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Rotation {
+    /// Signs the rotated entity (its version, the root delegation and the write delegations re-made at the new
+    /// key epoch) with one signature; returns it and its keys.
+    ///
+    /// # Errors
+    /// [`Error::Rule`] if `signer` is not the owner that rotated; [`Error::Primitive`] on a failed random draw.
+    pub fn sign(self, signer: &OwnerKeys) -> Result<(EncryptedEntity, EntityKeys)> {
+        let Self {
+            entity,
+            mut opened,
+            draft,
+            batch,
+            ..
+        } = self;
+        if signer.owner() != draft.writer {
+            return Err(RuleViolation::InconsistentRequest(
+                "the rotation is signed by the owner that rotated",
+            )
+            .into());
+        }
+        let mut draft = draft;
+        draft.entity.attachments = entity.attachments;
+        let (entity, chain, _) = sign_drafts(vec![draft], batch, signer)?
+            .pop()
+            .ok_or(Error::Crypto)?;
+        opened.write_chain = Some(chain);
+        Ok((entity, opened))
+    }
+}
+
+/// Revokes `revoked` (and their descendants) and gives the entity a new key and key epoch: content is re-sealed
+/// and the key re-wrapped for every remaining delegation the caller made itself and can verify as its own (its
+/// tag and the current epoch): a delegation the server re-inserted after a revocation, or one a delegate sealed,
+/// is removed instead. Attachments keep their place but need new keys: re-seal them, then [`Rotation::sign`].
 ///
-/// Only the owner of the root delegation can rotate, so that the root never loses the key.
+/// Only the creator (the owner of the root delegation) can rotate, so that the root never loses the key.
 ///
 /// # Errors
 /// [`Error::Rule`] if a revoked delegation is unknown or the root, or the caller does not hold the root;
@@ -512,64 +1031,127 @@ pub fn revoke_and_rotate<L: DelegationLookup + ?Sized>(
     opened: &EntityKeys,
     revoked: &[DelegationKey],
     access: &L,
+    signer: &OwnerKeys,
 ) -> Result<Rotation> {
+    let me = signer.owner();
     let metadata = &entity.security_metadata;
     let root = rules::root(metadata)?;
-    if opened.delegation_key != root {
+    if opened.delegation_key != root || opened.creator != me || opened.id != entity.id {
         return Err(RuleViolation::InconsistentRequest(
             "only the owner of the root delegation can rotate the entity key",
         )
         .into());
     }
-    // The root must receive the new key, or its owner would lose the entity.
-    let root_reachable = access
-        .exchange_secret(&entity.entity_type, &root)?
-        .is_some_and(|secret| secret.sealing_key().is_ok());
-    if !root_reachable {
-        return Err(Error::NoAccess);
-    }
     let mut removed = BTreeSet::new();
     for key in revoked {
         removed.extend(rules::revocation_set(metadata, key)?);
     }
+    let tag = tag_key(signer);
     let new_key = AeadKey::generate()?;
     let aad = encrypted_self_aad(&entity.entity_type, &entity.id);
     let sensitive_json = Zeroizing::new(opened.entity_key.open(&entity.encrypted_self.0, &aad)?);
     let mut rotated = entity.clone();
     rotated.encrypted_self = Sealed(new_key.seal(&sensitive_json, &aad)?);
     rotated.key_commitment = key_commitment(&new_key, &entity.entity_type, &entity.id);
+    rotated.key_epoch = entity.key_epoch.checked_add(1).ok_or(Error::Malformed {
+        what: "rotation",
+        reason: "the key epoch is exhausted",
+    })?;
+    rotated.content_version = entity
+        .content_version
+        .checked_add(1)
+        .ok_or(Error::Malformed {
+            what: "rotation",
+            reason: "the content version is exhausted",
+        })?;
 
-    let mut delegations = metadata.delegations.clone();
-    delegations.retain(|key, _| !removed.contains(key));
-    let mut unreachable = Vec::new();
-    for (key, delegation) in &mut delegations {
-        let secret = access.exchange_secret(&entity.entity_type, key)?;
-        match secret.as_deref().and_then(|s| s.sealing_key().ok()) {
-            Some(exchange_key) => {
-                delegation.entity_keys = vec![seal_delegation_field(
-                    exchange_key,
-                    key,
-                    DelegationField::EntityKeys,
-                    &entity.id,
-                    new_key.expose_secret(),
-                )?];
-            }
-            None => unreachable.push(*key),
-        }
-    }
-    rotated.security_metadata.delegations = delegations;
-    for key in unreachable {
-        if !rotated.security_metadata.delegations.contains_key(&key) {
-            // Already removed below an unreachable parent.
+    // Keep only what this owner can verify as its own, then re-make it at the new epoch.
+    let mut kept = Vec::new();
+    for (key, delegation) in &metadata.delegations {
+        if removed.contains(key) {
             continue;
         }
-        // Never the root (checked above), so the revocation set exists.
-        let unreachable_set = rules::revocation_set(&rotated.security_metadata, &key)?;
-        rotated
-            .security_metadata
-            .delegations
-            .retain(|k, _| !unreachable_set.contains(k));
-        removed.extend(unreachable_set);
+        let verified = match access.exchange_secret(&entity.entity_type, key)? {
+            Some(secret) if secret.is_self_signed() && secret.delegator() == me => {
+                open_delegation(entity, key, delegation, secret, &root)
+                    .ok()
+                    .filter(|o| {
+                        o.statement.delegator == me
+                            && o.statement.creator == me
+                            && tessera_primitives::constant_time_eq(
+                                &o.tag,
+                                &owner_tag(&tag, &o.statement),
+                            )
+                    })
+            }
+            _ => None,
+        };
+        match verified {
+            Some(opened) => kept.push((delegation, opened)),
+            None if *key == root => return Err(Error::Crypto),
+            None => {
+                // Never the root, so its revocation set exists.
+                removed.extend(rules::revocation_set(metadata, key)?);
+            }
+        }
+    }
+    let mut batch = BatchBuilder::default();
+    let group = batch.group();
+    let mut delegations = std::collections::BTreeMap::new();
+    let mut write_chains = Vec::new();
+    let mut root_link = None;
+    let mut pending = Vec::new();
+    for (delegation, old) in kept {
+        if removed.contains(&old.key) {
+            continue;
+        }
+        let mut statement = old.statement.clone();
+        statement.epoch = rotated.key_epoch;
+        let exchange_key = old.secret.sealing_key()?;
+        let mut remade = delegation.clone();
+        remade.entity_keys = vec![seal_delegation_field(
+            exchange_key,
+            &old.key,
+            DelegationField::EntityKeys,
+            &entity.id,
+            &statement.encode(false),
+            &encode_key_payload(&new_key, me, &owner_tag(&tag, &statement)),
+        )?];
+        remade.chain = Vec::new();
+        if statement.permission == Permission::Write {
+            let position = batch.push(group, statement.hash())?;
+            if statement.is_root() {
+                root_link = Some(ChainLink::New(statement.clone(), position));
+            } else if statement.parents == BTreeSet::from([root]) {
+                pending.push((old.key, exchange_key.clone(), statement.clone(), position));
+            } else {
+                removed.insert(old.key);
+                continue;
+            }
+        }
+        delegations.insert(old.key, remade);
+    }
+    let root_link = root_link.ok_or(Error::Crypto)?;
+    for (key, exchange_key, statement, position) in pending {
+        write_chains.push((
+            key,
+            exchange_key,
+            vec![root_link.clone(), ChainLink::New(statement, position)],
+        ));
+    }
+    // A delegation whose parent went is detached: remove it with its descendants.
+    rotated.security_metadata.delegations = delegations;
+    let reachable = rules::descendants(&rotated.security_metadata, &root);
+    let detached: Vec<DelegationKey> = rotated
+        .security_metadata
+        .delegations
+        .keys()
+        .filter(|k| !reachable.contains(k))
+        .copied()
+        .collect();
+    for key in detached {
+        rotated.security_metadata.delegations.remove(&key);
+        removed.insert(key);
     }
     rules::validate_metadata(&rotated.security_metadata)?;
     let opened = EntityKeys {
@@ -579,13 +1161,36 @@ pub fn revoke_and_rotate<L: DelegationLookup + ?Sized>(
         owning_entity_ids: opened.owning_entity_ids.clone(),
         delegation_key: root,
         permission: Permission::Write,
+        creator: me,
+        writer: me,
+        content_version: rotated.content_version,
+        key_epoch: rotated.key_epoch,
+        root,
+        write_chain: None,
+        entity_key: new_key.clone(),
+    };
+    let draft = Draft {
+        entity: rotated.clone(),
         entity_key: new_key,
+        group,
+        root,
+        creator: me,
+        writer: me,
+        writer_chain: vec![root_link],
+        write_chains,
     };
     Ok(Rotation {
         entity: rotated,
         opened,
         removed,
+        draft,
+        batch,
     })
+}
+
+/// The tag an owner puts on a delegation it makes: `HMAC-SHA-256(tag key, statement)`.
+fn owner_tag(tag_key: &[u8; 32], statement: &DelegationStatement) -> [u8; 32] {
+    hmac_sha256(tag_key, &statement.encode(true))
 }
 
 /// A document split by its manifest: the public part, the sensitive part, and the sensitive part sealed.
@@ -610,55 +1215,85 @@ fn seal_document(
     Ok((public, sensitive, sealed))
 }
 
-/// The values every new delegation of an entity seals.
+/// The values every new delegation of an entity seals, and what its statement names.
 struct DelegationContents<'a> {
     entity_key: &'a AeadKey,
     secret_ids: &'a [(SecretId, SecretIdScope)],
     owning_entity_ids: &'a [EntityId],
+    root: DelegationKey,
+    creator: OwnerId,
+    tag: &'a [u8; 32],
 }
 
+/// Builds one delegation through `target`: its sealed fields, its statement (bound to its sealed entity key) and
+/// the sharer's tag. Returns its key, the delegation and the statement.
 fn build_delegation(
     entity: &EncryptedEntity,
     target: DelegationTarget<'_>,
     contents: &DelegationContents<'_>,
-    is_root: bool,
     parents: BTreeSet<DelegationKey>,
-) -> Result<SecureDelegation> {
+) -> Result<(DelegationKey, SecureDelegation, DelegationStatement)> {
     let exchange = target.exchange;
     let key = exchange.sealing_key()?;
     let delegation_key = exchange.delegation_key(&entity.entity_type);
-    let seal =
-        |field, value: &[u8]| seal_delegation_field(key, &delegation_key, field, &entity.id, value);
+    let is_root = parents.is_empty();
+    let seal = |field, value: &[u8]| {
+        seal_delegation_field(key, &delegation_key, field, &entity.id, &[], value)
+    };
     let (delegator, delegate) = match target.visibility {
         Visibility::Explicit => (Some(exchange.delegator()), Some(exchange.delegate())),
         Visibility::AnonymousDelegate => (Some(exchange.delegator()), None),
         Visibility::AnonymousDelegator => (None, Some(exchange.delegate())),
         Visibility::Anonymous => (None, None),
     };
-    let secret_ids = contents
+    let secret_ids: Vec<Sealed> = contents
         .secret_ids
         .iter()
         .filter(|(_, scope)| is_root || *scope == SecretIdScope::Shared)
         .map(|(id, scope)| seal(DelegationField::SecretIds, &encode_secret_id(id, *scope)))
         .collect::<Result<_>>()?;
-    let owning_entity_ids = contents
+    let owning_entity_ids: Vec<Sealed> = contents
         .owning_entity_ids
         .iter()
         .map(|id| seal(DelegationField::OwningEntityIds, id.as_bytes()))
         .collect::<Result<_>>()?;
-    Ok(SecureDelegation {
+    let mut delegation = SecureDelegation {
         delegator,
         delegate,
         exchange_data_id: (delegator.is_some() && delegate.is_some()).then(|| exchange.id()),
-        entity_keys: vec![seal(
-            DelegationField::EntityKeys,
-            contents.entity_key.expose_secret(),
-        )?],
+        entity_keys: Vec::new(),
         secret_ids,
         owning_entity_ids,
         parents,
         permission: target.permission,
-    })
+        chain: Vec::new(),
+    };
+    let statement = DelegationStatement {
+        entity: entity.id,
+        entity_type: entity.entity_type.clone(),
+        delegation_key,
+        delegator: exchange.delegator(),
+        delegate: exchange.delegate(),
+        permission: target.permission,
+        epoch: entity.key_epoch,
+        parents: delegation.parents.clone(),
+        root: contents.root,
+        creator: contents.creator,
+        sealed_fields: sealed_fields_of(&delegation)?,
+    };
+    delegation.entity_keys = vec![seal_delegation_field(
+        key,
+        &delegation_key,
+        DelegationField::EntityKeys,
+        &entity.id,
+        &statement.encode(false),
+        &encode_key_payload(
+            contents.entity_key,
+            contents.creator,
+            &owner_tag(contents.tag, &statement),
+        ),
+    )?];
+    Ok((delegation_key, delegation, statement))
 }
 
 /// A sealed secret id: `scope (0 shared, 1 confidential) ‖ 32 bytes`.

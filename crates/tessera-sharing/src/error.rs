@@ -12,6 +12,11 @@ pub enum Error {
     #[error("decryption or verification failed")]
     Crypto,
 
+    /// A signature on the entity was made by an owner whose key bundle the caller has not trusted yet: trust it
+    /// (through the trust policy) and open the entity again.
+    #[error("the entity is signed by owner {0}, whose key bundle is not known yet")]
+    UnknownSigner(tessera_keys::OwnerId),
+
     /// The owner holds no delegation of this entity that it can open.
     #[error("no delegation of this entity is accessible to this owner")]
     NoAccess,

@@ -6,6 +6,7 @@ mod entity;
 mod error;
 mod manifest;
 mod model;
+mod proof;
 pub mod rules;
 mod seal;
 mod sidemap;
@@ -14,8 +15,9 @@ pub mod test_utils;
 
 pub use crate::access::{AccessIndex, DelegationLookup};
 pub use crate::entity::{
-    DecryptedEntity, DelegationTarget, EntityKeys, NewEntity, ParentLink, Rotation, SecretId,
-    SecretIdScope, Visibility, create, decrypt, open_keys, revoke_and_rotate, share, update,
+    DecryptedEntity, DelegationTarget, EntityKeys, NewEntity, NewWithShares, ParentLink, Rotation,
+    SecretId, SecretIdScope, Visibility, create, create_many, decrypt, open_keys, revise,
+    revoke_and_rotate, share, update,
 };
 pub use crate::error::{Error, Result, RuleViolation};
 pub use crate::manifest::{EncryptionManifest, JsonPath, merge};
@@ -23,6 +25,7 @@ pub use crate::model::{
     AttachmentId, AttachmentRef, EncryptedEntity, EntityId, Permission, Sealed, SearchTag,
     SecureDelegation, SecurityMetadata, ShareEntry, ShareRequest,
 };
+pub use crate::proof::VerifiedBatches;
 pub use crate::sidemap::SideMapEntry;
 
 /// Every public type can cross threads.

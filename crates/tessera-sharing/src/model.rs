@@ -54,7 +54,9 @@ pub struct SecureDelegation {
     pub delegate: Option<OwnerId>,
     /// The exchange data behind the delegation; present only when both parties are explicit.
     pub exchange_data_id: Option<ExchangeDataId>,
-    /// The entity key, sealed (normally one).
+    /// The entity key, sealed: exactly one, whose plaintext is `entity key ‖ creator ‖ delegator's tag` and whose
+    /// associated data binds the delegation's statement (docs/formats.md), so that no clear field of the delegation
+    /// can change without this failing to open.
     pub entity_keys: Vec<Sealed>,
     /// Secret ids of this entity (for linking children to it), sealed.
     pub secret_ids: Vec<Sealed>,
@@ -64,6 +66,9 @@ pub struct SecureDelegation {
     pub parents: BTreeSet<DelegationKey>,
     /// What the delegate may do.
     pub permission: Permission,
+    /// For a write delegation, the signed chain of write delegations from the root to this one, sealed with the
+    /// exchange key: what its delegate presents as the right to write. Empty for a read delegation.
+    pub chain: Vec<Sealed>,
 }
 
 /// The sharing state of an entity: its delegations by delegation key.
@@ -96,8 +101,14 @@ pub struct EncryptedEntity {
     pub id: EntityId,
     /// The entity's type.
     pub entity_type: EntityType,
-    /// Revision, assigned by the server; every write names the revision it replaces.
+    /// Revision, assigned by the server; every write names the revision it replaces. It also moves on shares and
+    /// revocations, so readers rely on `content_version` instead.
     pub rev: u64,
+    /// Content version: 1 at creation, one more on every update, attachment change or rotation (never on a
+    /// share). Signed by the writer; a reader refuses a version older than one it has seen.
+    pub content_version: u64,
+    /// Key epoch: 0 at creation, one more on every rotation. Signed, and bound into every delegation.
+    pub key_epoch: u32,
     /// Fields the manifest leaves public, as a JSON object.
     #[serde(with = "json_object")]
     pub public: serde_json::Map<String, serde_json::Value>,
@@ -113,6 +124,10 @@ pub struct EncryptedEntity {
     pub security_metadata: SecurityMetadata,
     /// Attachments.
     pub attachments: Vec<AttachmentRef>,
+    /// The writer's proof, sealed under the entity key: the signature of this version's statement by its writer
+    /// and the writer's signed chain of write delegations from the root (docs/formats.md). Only key holders see
+    /// who signed.
+    pub writer_proof: Sealed,
 }
 
 /// One delegation to add to one entity: the unit of a share request.

@@ -75,12 +75,20 @@ pub fn validate_new_entity(entity: &EncryptedEntity) -> Result<()> {
     validate_metadata(&entity.security_metadata)
 }
 
-/// Checks a plain update: the id, type, key commitment and security metadata are unchanged.
+/// Checks a plain update: the id, type, key commitment, key epoch and security metadata are unchanged, and the
+/// content version is the stored one plus one.
 ///
 /// # Errors
 /// [`RuleViolation::Immutable`] naming what changed.
 pub fn validate_update(stored: &EncryptedEntity, update: &EncryptedEntity) -> Result<()> {
+    if stored.content_version.checked_add(1) != Some(update.content_version) {
+        return Err(RuleViolation::InconsistentRequest(
+            "an update carries the stored content version plus one",
+        )
+        .into());
+    }
     let unchanged = [
+        (stored.key_epoch == update.key_epoch, "the key epoch"),
         (stored.id == update.id, "the id"),
         (stored.entity_type == update.entity_type, "the entity type"),
         (
@@ -239,6 +247,14 @@ pub fn validate_rotation(
     let root = root(&stored.security_metadata)?;
     if !requester_holds(&root) {
         return Err(RuleViolation::WriteRequired.into());
+    }
+    if stored.key_epoch.checked_add(1) != Some(rotated.key_epoch)
+        || stored.content_version.checked_add(1) != Some(rotated.content_version)
+    {
+        return Err(RuleViolation::InconsistentRequest(
+            "a rotation carries the stored key epoch and content version plus one",
+        )
+        .into());
     }
     for (key, delegation) in &rotated.security_metadata.delegations {
         let before = stored.security_metadata.delegations.get(key).ok_or(

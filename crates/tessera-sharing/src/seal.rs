@@ -11,6 +11,7 @@ const TAG_ENTITY_KEY_COMMIT: &str = "tessera/v1/entity-key";
 const TAG_DELEGATION: &str = "tessera/v1/delegation";
 const TAG_ATTACHMENT_KEY: &str = "tessera/v1/attachment-key";
 const TAG_ATTACHMENT: &str = "tessera/v1/attachment";
+const TAG_WRITER_PROOF: &str = "tessera/v2/writer-proof";
 
 /// A field of a secure delegation that holds sealed values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,6 +19,7 @@ pub(crate) enum DelegationField {
     EntityKeys,
     SecretIds,
     OwningEntityIds,
+    Chain,
 }
 
 impl DelegationField {
@@ -26,6 +28,7 @@ impl DelegationField {
             Self::EntityKeys => "entity_keys",
             Self::SecretIds => "secret_ids",
             Self::OwningEntityIds => "owning_entity_ids",
+            Self::Chain => "chain",
         }
     }
 }
@@ -91,30 +94,50 @@ fn delegation_aad(
     aad
 }
 
-/// Seals `value` into a delegation field.
+/// Seals `value` into a delegation field; `bound` is appended to the associated data (the delegation's statement,
+/// for its entity key; empty otherwise).
 pub(crate) fn seal_delegation_field(
     key: &AeadKey,
     delegation_key: &DelegationKey,
     field: DelegationField,
     entity: &EntityId,
+    bound: &[u8],
     value: &[u8],
 ) -> Result<Sealed> {
-    Ok(Sealed(key.seal(
-        value,
-        &delegation_aad(delegation_key, field, entity),
-    )?))
+    let mut aad = delegation_aad(delegation_key, field, entity);
+    aad.extend_from_slice(bound);
+    Ok(Sealed(key.seal(value, &aad)?))
 }
 
-/// Opens a sealed delegation field.
+/// Opens a sealed delegation field (with the same `bound` it was sealed with).
 pub(crate) fn open_delegation_field(
     key: &AeadKey,
     delegation_key: &DelegationKey,
     field: DelegationField,
     entity: &EntityId,
+    bound: &[u8],
     sealed: &Sealed,
 ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
-    let opened = key.open(&sealed.0, &delegation_aad(delegation_key, field, entity))?;
+    let mut aad = delegation_aad(delegation_key, field, entity);
+    aad.extend_from_slice(bound);
+    let opened = key.open(&sealed.0, &aad)?;
     Ok(zeroize::Zeroizing::new(opened))
+}
+
+/// AAD of the writer's proof: `"tessera/v2/writer-proof" ‖ 0x00 ‖ id ‖ type ‖ 0x00 ‖ content version ‖ key epoch`.
+pub(crate) fn writer_proof_aad(
+    entity_type: &EntityType,
+    id: &EntityId,
+    content_version: u64,
+    key_epoch: u32,
+) -> Vec<u8> {
+    let mut aad = tagged(TAG_WRITER_PROOF, 16 + entity_type.as_str().len() + 13);
+    aad.extend_from_slice(id.as_bytes());
+    aad.extend_from_slice(entity_type.as_str().as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(&content_version.to_be_bytes());
+    aad.extend_from_slice(&key_epoch.to_be_bytes());
+    aad
 }
 
 /// AAD of an attachment key sealed under the entity key: `"tessera/v1/attachment-key" ‖ 0x00 ‖ entity id ‖ attachment id`.

@@ -148,6 +148,7 @@ impl World {
     /// `who`'s access index over every secret it holds.
     pub fn access(&self, who: Who) -> AccessIndex {
         AccessIndex::new(who.id(), self.secrets_of(who))
+            .with_signers(self.bundles.values().cloned())
     }
 }
 

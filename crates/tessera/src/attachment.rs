@@ -163,12 +163,16 @@ impl Session {
         check_write(&opened)?;
         let (reference, prepared) = prepare(&opened)?;
         let attachment_id = reference.id;
-        let mut updated = stored;
-        updated.attachments.push(reference);
+        // A new version, signed by this owner, that lists the attachment.
+        let updated = tessera_sharing::revise(&stored, &opened, self.keys(), |updated| {
+            updated.attachments.push(reference);
+            Ok(())
+        })?;
         let updated = &updated;
         let new_rev = self
             .call(|c| async move { c.update_entity(updated, rev).await })
             .await?;
+        self.wrote(updated).await?;
         Ok((attachment_id, new_rev, prepared))
     }
 

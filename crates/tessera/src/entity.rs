@@ -8,14 +8,15 @@ use serde_json::{Map, Value};
 use tessera_keys::{DelegationKey, EntityType, OwnerId};
 use tessera_sharing::{
     DecryptedEntity, DelegationTarget, EncryptedEntity, EntityId, EntityKeys, NewEntity,
-    ParentLink, Permission, SecretId, SecretIdScope, ShareRequest, attachment, create, decrypt,
-    open_keys, revoke_and_rotate, share,
+    NewWithShares, ParentLink, Permission, SecretId, SecretIdScope, ShareRequest, attachment,
+    create_many, decrypt, open_keys, revoke_and_rotate, share,
 };
 use tessera_wire::Revocation;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::record::{
-    AttachmentInfo, EntityRef, NewRecord, Query, Record, Rotated, Saved, Share, to_object,
+    AttachmentInfo, EntityRef, NewRecord, Query, QueryReport, Record, Rotated, Saved, Share,
+    to_object,
 };
 use crate::session::Session;
 
@@ -70,10 +71,22 @@ impl Session {
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        let mut entities = Vec::with_capacity(records.len());
+        let own = self.exchange_with(self.owner()).await?;
+        let mut prepared = Vec::with_capacity(records.len());
         for new in records {
-            entities.push(self.seal_new(new).await?);
+            prepared.push(self.prepare_new(new).await?);
         }
+        let root = DelegationTarget {
+            exchange: &own,
+            visibility: self.root_visibility(),
+            permission: Permission::Write,
+        };
+        let items = prepared
+            .iter_mut()
+            .map(|p| p.entity())
+            .collect::<Result<Vec<_>>>()?;
+        // One signature for every record of the request.
+        let entities = create_many(items, root, self.keys())?;
         let mut types: Vec<&EntityType> = entities.iter().map(|e| &e.entity_type).collect();
         types.sort();
         types.dedup();
@@ -100,8 +113,9 @@ impl Session {
             .collect()
     }
 
-    /// Encrypts a new record: content under a new random key, root delegation, shares, parent link, secret id.
-    async fn seal_new(&self, new: NewRecord) -> Result<EncryptedEntity> {
+    /// Gathers what a new record needs from the server (the exchange data of its shares, its parent's link) before
+    /// it is encrypted with the others of its request.
+    async fn prepare_new(&self, new: NewRecord) -> Result<Prepared> {
         let NewRecord {
             entity_type,
             content,
@@ -110,7 +124,6 @@ impl Session {
             confidential,
         } = new;
         let manifest = self.manifest_for(&entity_type, &content)?;
-        let own = self.exchange_with(self.owner()).await?;
         let mut targets = Vec::with_capacity(shares.len());
         for share in shares.iter().filter(|s| s.delegate != self.owner()) {
             targets.push((self.exchange_with(share.delegate).await?, *share));
@@ -124,31 +137,14 @@ impl Session {
         } else {
             SecretIdScope::Shared
         };
-        let auto: Vec<DelegationTarget<'_>> = targets
-            .iter()
-            .map(|(secret, share)| DelegationTarget {
-                exchange: secret,
-                visibility: share.visibility,
-                permission: share.permission,
-            })
-            .collect();
-        let (entity, _) = create(
-            NewEntity {
-                id: EntityId::generate()?,
-                entity_type: entity_type.clone(),
-                document: content,
-                manifest: &manifest,
-                secret_ids: vec![(SecretId::generate()?, scope)],
-                parents,
-            },
-            DelegationTarget {
-                exchange: &own,
-                visibility: self.root_visibility(),
-                permission: Permission::Write,
-            },
-            &auto,
-        )?;
-        Ok(entity)
+        Ok(Prepared {
+            entity_type,
+            content: Some(content),
+            manifest,
+            targets,
+            parents: Some(parents),
+            scope,
+        })
     }
 
     /// Reads and decrypts a record into `T`.
@@ -209,10 +205,13 @@ impl Session {
         check_rev(&stored, rev)?;
         check_write(&opened)?;
         let manifest = self.manifest_for(&stored.entity_type, &content)?;
-        let updated = tessera_sharing::update(&stored, &opened, content, &manifest)?;
+        let updated = tessera_sharing::update(&stored, &opened, content, &manifest, self.keys())?;
         let updated = &updated;
-        self.call(|c| async move { c.update_entity(updated, rev).await })
-            .await
+        let new_rev = self
+            .call(|c| async move { c.update_entity(updated, rev).await })
+            .await?;
+        self.wrote(updated).await?;
+        Ok(new_rev)
     }
 
     /// Deletes revision `rev` of a record, with its attachments.
@@ -270,7 +269,7 @@ impl Session {
                     permission: share.permission,
                 })
                 .collect();
-            let new = share(&stored, &opened, &targets)?;
+            let new = share(&stored, &opened, &targets, self.keys())?;
             if new.is_empty() {
                 unchanged.push((stored.id, stored.rev));
             }
@@ -328,8 +327,9 @@ impl Session {
     ) -> Result<Rotated> {
         let (stored, opened) = self.fetch_keys(entity).await?;
         let revoked = self.delegations_to(&stored, delegates)?;
-        let rotation = revoke_and_rotate(&stored, &opened, &revoked, &self.lookup())?;
-        let mut rotated = rotation.entity;
+        let mut rotation =
+            revoke_and_rotate(&stored, &opened, &revoked, &self.lookup(), self.keys())?;
+        let removed = rotation.removed.len();
         let mut streams = Vec::with_capacity(stored.attachments.len());
         for reference in &stored.attachments {
             let (id, aid) = (stored.id, reference.id);
@@ -338,15 +338,17 @@ impl Session {
                 .await?;
             let (new_ref, resealed) =
                 attachment::rotate_attachment(&opened, &rotation.opened, reference, &sealed)?;
-            if let Some(slot) = rotated.attachments.iter_mut().find(|a| a.id == aid) {
+            if let Some(slot) = rotation.entity.attachments.iter_mut().find(|a| a.id == aid) {
                 *slot = new_ref;
             }
             streams.push((aid, resealed));
         }
+        let (rotated, _) = rotation.sign(self.keys())?;
         let (rotated, expected) = (&rotated, stored.rev);
         let rev = self
             .call(|c| async move { c.rotate_entity(rotated, expected).await })
             .await?;
+        self.wrote(rotated).await?;
         let attachments = streams.len();
         for (aid, resealed) in streams {
             let (id, resealed) = (stored.id, &resealed);
@@ -355,7 +357,7 @@ impl Session {
         }
         Ok(Rotated {
             rev,
-            removed: rotation.removed.len(),
+            removed,
             attachments,
         })
     }
@@ -395,10 +397,13 @@ impl Session {
                 .call(|c| async move { c.query_by_tag(tag).await })
                 .await?;
             // The link is checked on the sealed parent id, not trusted from the server's index.
-            found.open(self, entities, |opened| {
-                opened.owning_entity_ids.contains(&parent.id)
-            })?;
+            found
+                .open(self, entities, |opened| {
+                    opened.owning_entity_ids.contains(&parent.id)
+                })
+                .await?;
         }
+        self.lock().stats.unreadable_records += found.unreadable.len();
         Ok(found.records)
     }
 
@@ -420,16 +425,31 @@ impl Session {
     }
 
     /// As [`Session::query`], with JSON objects. A partner's new exchange data is picked up first (as
-    /// [`Session::refresh`]), so that records a partner shared since the login are found.
+    /// [`Session::refresh`]), so that records a partner shared since the login are found. Records that fail to
+    /// open or verify are left out and counted in [`SessionStats::unreadable_records`](crate::SessionStats);
+    /// [`Session::query_report`] lists them.
     ///
     /// # Errors
     /// [`ErrorKind::Transport`] or [`ErrorKind::Server`]; [`ErrorKind::Invalid`] if the server refuses the
-    /// query (more matches than its bulk limit); [`ErrorKind::Crypto`] if a record was tampered with.
+    /// query (more matches than its bulk limit).
     pub async fn query_json(
         &self,
         entity_type: &EntityType,
         query: Query,
     ) -> Result<Vec<Record<Map<String, Value>>>> {
+        Ok(self.query_report(entity_type, query).await?.records)
+    }
+
+    /// As [`Session::query_json`], also listing the records found that failed to open or verify (tampered with,
+    /// rolled back, or signed by an owner the trust policy refuses), each with why.
+    ///
+    /// # Errors
+    /// As [`Session::query_json`].
+    pub async fn query_report(
+        &self,
+        entity_type: &EntityType,
+        query: Query,
+    ) -> Result<QueryReport<Map<String, Value>>> {
         let me = self.owner();
         let (delegator, delegate) = match query {
             Query::Created => (me, me),
@@ -447,12 +467,25 @@ impl Session {
                 .call(|c| async move { c.query_by_delegation_key(key).await })
                 .await?;
             // A record shared and then revoked no longer holds the key; the server's index is not trusted for it.
-            found.open(self, entities, |_| true)?;
+            found.open(self, entities, |_| true).await?;
         }
-        Ok(found.records)
+        self.lock().stats.unreadable_records += found.unreadable.len();
+        Ok(QueryReport {
+            records: found.records,
+            unreadable: found.unreadable,
+        })
     }
 
     // ---- helpers ----
+
+    /// Remembers a version this owner just wrote as seen (so that the server cannot serve an older one, or the
+    /// one before a rotation, to any device of this owner) and saves the owner's state.
+    pub(crate) async fn wrote(&self, entity: &EncryptedEntity) -> Result<()> {
+        self.lock()
+            .owner_state
+            .see(entity.id, entity.content_version, entity.key_epoch)?;
+        self.save_state().await
+    }
 
     /// Fetches an entity this owner may see, after registering its access keys for the type; if it is not found,
     /// picks up exchange data partners created since and tries once more.
@@ -501,21 +534,22 @@ impl Session {
 
     /// Fetches an entity and opens it with `open`; on [`ErrorKind::NoAccess`], picks up new exchange data and
     /// tries once more.
-    async fn fetch_with<T>(
+    async fn fetch_with<T: AsRef<EntityKeys>>(
         &self,
         entity: &EntityRef,
         open: impl Fn(&EncryptedEntity, &Self) -> tessera_sharing::Result<T>,
     ) -> Result<(EncryptedEntity, T)> {
         let stored = self.fetch(entity).await?;
-        match open(&stored, self) {
-            Ok(opened) => Ok((stored, opened)),
+        let opened = match self.open_verified(&stored, &open).await? {
+            Ok(opened) => opened,
             Err(tessera_sharing::Error::NoAccess) if self.refresh().await? > 0 => {
                 self.ensure_registered(&entity.entity_type).await?;
-                let opened = open(&stored, self)?;
-                Ok((stored, opened))
+                self.open_verified(&stored, &open).await??
             }
-            Err(error) => Err(error.into()),
-        }
+            Err(error) => return Err(error.into()),
+        };
+        self.check_fresh(opened.as_ref())?;
+        Ok((stored, opened))
     }
 
     /// A link to `parent` for a new child: the parent's id and one of its secret ids (a shared one if it has one).
@@ -568,11 +602,46 @@ impl Session {
     }
 }
 
+/// A new record with what it needs gathered, waiting to be encrypted with the others of its request.
+struct Prepared {
+    entity_type: EntityType,
+    content: Option<Map<String, Value>>,
+    manifest: tessera_sharing::EncryptionManifest,
+    targets: Vec<(std::sync::Arc<tessera_keys::ExchangeSecret>, Share)>,
+    parents: Option<Vec<ParentLink>>,
+    scope: SecretIdScope,
+}
+
+impl Prepared {
+    /// The sharing layer's view of it (its content and parents move out: call once).
+    fn entity(&mut self) -> Result<NewWithShares<'_>> {
+        let new = NewEntity {
+            id: EntityId::generate()?,
+            entity_type: self.entity_type.clone(),
+            document: self.content.take().unwrap_or_default(),
+            manifest: &self.manifest,
+            secret_ids: vec![(SecretId::generate()?, self.scope)],
+            parents: self.parents.take().unwrap_or_default(),
+        };
+        let targets = self
+            .targets
+            .iter()
+            .map(|(secret, share)| DelegationTarget {
+                exchange: secret,
+                visibility: share.visibility,
+                permission: share.permission,
+            })
+            .collect();
+        Ok((new, targets))
+    }
+}
+
 /// Records found by a query, each opened once, in the order found.
 struct Found<'t> {
     entity_type: &'t EntityType,
     seen: HashSet<EntityId>,
     records: Vec<Record<Map<String, Value>>>,
+    unreadable: Vec<(EntityRef, Error)>,
 }
 
 impl<'t> Found<'t> {
@@ -581,12 +650,15 @@ impl<'t> Found<'t> {
             entity_type,
             seen: HashSet::new(),
             records: Vec::new(),
+            unreadable: Vec::new(),
         }
     }
 
     /// Opens those of `entities` of the wanted type not seen yet that this owner can open and `keep` accepts;
-    /// entities it holds no delegation for are skipped.
-    fn open(
+    /// entities it holds no delegation for are skipped, and those that fail to open or verify are set aside in
+    /// `unreadable` (one bad record never hides the others). Only the session's own failures (the server cannot be
+    /// reached to fetch a signer's bundles) end the query.
+    async fn open(
         &mut self,
         session: &Session,
         entities: Vec<EncryptedEntity>,
@@ -596,10 +668,26 @@ impl<'t> Found<'t> {
             if entity.entity_type != *self.entity_type || !self.seen.insert(entity.id) {
                 continue;
             }
-            match decrypt(&entity, &session.lookup()) {
+            let opened = match session
+                .open_verified(&entity, |stored, session| {
+                    decrypt(stored, &session.lookup())
+                })
+                .await
+            {
+                Ok(opened) => opened.map_err(Error::from),
+                Err(error) if matches!(error.kind(), ErrorKind::Transport | ErrorKind::Server) => {
+                    return Err(error);
+                }
+                Err(error) => Err(error),
+            };
+            match opened.and_then(|opened| session.check_fresh(&opened).map(|()| opened)) {
                 Ok(opened) if keep(&opened) => self.records.push(to_record(opened)),
-                Ok(_) | Err(tessera_sharing::Error::NoAccess) => {}
-                Err(error) => return Err(error.into()),
+                Ok(_) => {}
+                Err(error) if error.kind() == ErrorKind::NoAccess => {}
+                Err(error) => {
+                    self.unreadable
+                        .push((EntityRef::new(entity.entity_type.clone(), entity.id), error));
+                }
             }
         }
         Ok(())
@@ -615,6 +703,8 @@ fn typed<T: DeserializeOwned>(record: Record<Map<String, Value>>) -> Result<Reco
         permission: record.permission,
         parents: record.parents,
         attachments: record.attachments,
+        writer: record.writer,
+        creator: record.creator,
     })
 }
 
@@ -628,6 +718,8 @@ fn to_record(mut opened: DecryptedEntity) -> Record<Map<String, Value>> {
     let rev = opened.rev;
     let keys = opened.into_keys();
     Record {
+        writer: keys.writer,
+        creator: keys.creator,
         entity: EntityRef::new(keys.entity_type, keys.id),
         rev,
         content,

@@ -30,6 +30,9 @@ pub enum ErrorKind {
     Server,
     /// Something failed that the caller cannot fix (the operating system's random generator, an RSA operation).
     Internal,
+    /// The server returned an older version of a record (or of this owner's state) than one this owner has already
+    /// seen: it is rolling data back. Nothing was changed; do not write over it, and report it.
+    Rollback,
 }
 
 impl ErrorKind {
@@ -47,6 +50,7 @@ impl ErrorKind {
             Self::Transport => "transport failure",
             Self::Server => "server error",
             Self::Internal => "internal error",
+            Self::Rollback => "the server returned an older version than one already seen",
         }
     }
 }
@@ -307,6 +311,7 @@ fn sharing_kind(error: &tessera_sharing::Error) -> ErrorKind {
         E::Crypto => ErrorKind::Crypto,
         E::NoAccess => ErrorKind::NoAccess,
         E::Rule(_) => ErrorKind::Rule,
+        E::UnknownSigner(_) => ErrorKind::Untrusted,
         E::Keys(keys) => keys_kind(keys),
         E::Primitive(primitive) => primitive_kind(primitive),
         _ => ErrorKind::Invalid,

@@ -7,6 +7,7 @@ mod entity;
 mod error;
 mod exchange_cache;
 mod owner;
+mod owner_state;
 mod record;
 mod session;
 mod stream;
@@ -25,7 +26,7 @@ pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::exchange_cache::DEFAULT_EXCHANGE_CACHE_CAPACITY;
 pub use crate::owner::{decode_key_file, encode_key_file, generate_owner, register_owner};
 pub use crate::record::{
-    AttachmentInfo, EntityRef, NewRecord, Query, Record, Rotated, Saved, Share,
+    AttachmentInfo, EntityRef, NewRecord, Query, QueryReport, Record, Rotated, Saved, Share,
 };
 pub use crate::session::{Session, SessionStats};
 pub use crate::stream::AttachmentStream;

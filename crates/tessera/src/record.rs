@@ -71,6 +71,23 @@ pub struct Record<T> {
     pub parents: Vec<EntityId>,
     /// The record's attachments.
     pub attachments: Vec<AttachmentInfo>,
+    /// The owner that wrote this version: its signature, and its right to write through a signed chain from the
+    /// creator, were verified before anything was returned.
+    pub writer: OwnerId,
+    /// The owner that created the record.
+    pub creator: OwnerId,
+}
+
+/// What a query found ([`Session::query_report`](crate::Session::query_report)): the records this owner opened,
+/// and those it could not (altered, rolled back, or signed by an owner the trust policy refuses), each with its
+/// reference and why. One bad record never hides the others.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct QueryReport<T> {
+    /// The records opened and verified.
+    pub records: Vec<Record<T>>,
+    /// The records that were found but failed to open or verify.
+    pub unreadable: Vec<(EntityRef, crate::Error)>,
 }
 
 /// One delegation to add: to whom, with which permission, and which parties appear in clear on the server.

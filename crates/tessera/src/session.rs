@@ -8,15 +8,18 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use tessera_client::Client as HttpClient;
 use tessera_keys::{
     AccessControlKey, DelegationKey, EntityType, ExchangeData, ExchangeDataId, ExchangeSecret,
-    Fingerprint, KeyBag, KeyBagEntry, OwnerId, OwnerKeys, OwnerKind, PinnedFingerprints,
+    Fingerprint, KeyBag, KeyBagEntry, KeyBundle, OwnerId, OwnerKeys, OwnerKind, PinnedFingerprints,
     TrustPolicy, TrustedBundle, unix_now,
 };
 use tessera_primitives::RsaKeySize;
-use tessera_sharing::{DelegationLookup, EncryptionManifest, Visibility};
+use tessera_sharing::{
+    DelegationLookup, EncryptedEntity, EncryptionManifest, VerifiedBatches, Visibility,
+};
 
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
 use crate::exchange_cache::{DEFAULT_EXCHANGE_CACHE_CAPACITY, ExchangeCache};
+use crate::owner_state::OwnerState;
 
 /// Access-control keys per registration request, well below the server's default limit of 4096.
 const KEYS_PER_REGISTRATION: usize = 1000;
@@ -41,6 +44,8 @@ pub struct SessionStats {
     /// Sealed exchange secrets re-opened since login, after they left the cache or for a pass over every partner
     /// (one AES-GCM open each, no RSA).
     pub reopened_from_key_bag: usize,
+    /// Records a query or a children listing found but left out because they failed to open or verify.
+    pub unreadable_records: usize,
 }
 
 /// An owner logged in to a Tessera server: the entry point of the SDK.
@@ -64,6 +69,8 @@ pub struct Session {
     kind: OwnerKind,
     trust: Arc<dyn TrustPolicy>,
     state: Mutex<State>,
+    /// Batch signatures verified so far (one verification per batch, whatever the number of its records).
+    verified: VerifiedBatches,
     /// Serialises the creation of exchange data, so that two concurrent first shares with a partner make one.
     creating: tokio::sync::Mutex<()>,
 }
@@ -87,7 +94,11 @@ pub(crate) struct State {
     unopened: HashSet<ExchangeDataId>,
     manifests: HashMap<EntityType, EncryptionManifest>,
     root_visibility: Visibility,
-    stats: SessionStats,
+    pub(crate) stats: SessionStats,
+    /// Trusted key bundles of the owners whose signatures this session checked, by owner.
+    signers: HashMap<OwnerId, Vec<TrustedBundle>>,
+    /// Pins and the versions seen of each record, as saved in the key bag.
+    pub(crate) owner_state: OwnerState,
 }
 
 impl State {
@@ -126,6 +137,22 @@ impl Session {
         keys: OwnerKeys,
         trust: Arc<dyn TrustPolicy>,
     ) -> Result<Self> {
+        Self::login_anchored(client, keys, trust, 0).await
+    }
+
+    /// As [`Session::login_shared`], refusing an owner state older than generation `anchor`: keep
+    /// [`Session::state_anchor`] on the device between runs (next to the key file) and pass it here, so that a
+    /// server that deleted or rolled back this owner's pins and seen versions is caught at login.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Rollback`] if the server's state is older than `anchor` or missing while `anchor` is not 0; as
+    /// [`Session::login`].
+    pub async fn login_anchored(
+        client: Client,
+        keys: OwnerKeys,
+        trust: Arc<dyn TrustPolicy>,
+        anchor: u64,
+    ) -> Result<Self> {
         let mut client = client.into_inner();
         client.login(&keys).await.map_err(Error::from_client)?;
         // This owner's own bundle is trusted because it is derived from the private key, not read from the server.
@@ -158,11 +185,33 @@ impl Session {
                 key_bag_entries: entries.len(),
                 ..SessionStats::default()
             },
+            signers: HashMap::new(),
+            owner_state: OwnerState {
+                generation: anchor,
+                ..OwnerState::default()
+            },
         };
+        let state_id = OwnerState::entry_id(&keys);
+        let mut found_state = false;
         for entry in entries {
+            if entry.id == state_id {
+                state
+                    .owner_state
+                    .merge_loaded(OwnerState::open(&keys, &entry)?)?;
+                found_state = true;
+                continue;
+            }
             let secret = KeyBag::open_entry(&keys, &entry)?;
             state.insert(owner, secret, entry);
         }
+        if anchor > 0 && !found_state {
+            return Err(Error::new(
+                ErrorKind::Rollback,
+                "this owner's state is missing on the server although this device saw it: the server deleted it; \
+                 report the server",
+            ));
+        }
+        state.stats.key_bag_entries = state.exchange.len();
         let session = Self {
             client: RwLock::new(client),
             keys,
@@ -170,6 +219,7 @@ impl Session {
             kind: record.kind,
             trust,
             state: Mutex::new(state),
+            verified: VerifiedBatches::new(),
             creating: tokio::sync::Mutex::new(()),
         };
         session.refresh().await?;
@@ -179,6 +229,46 @@ impl Session {
     /// The logged-in owner.
     pub fn owner(&self) -> OwnerId {
         self.keys.owner()
+    }
+
+    /// The generation of this owner's state (pins, versions seen) as last loaded or saved: keep it on the device
+    /// and pass it to [`Session::login_anchored`] next time.
+    pub fn state_anchor(&self) -> u64 {
+        self.lock().owner_state.generation
+    }
+
+    /// Saves this owner's state (the partners' pinned bundles, the highest version seen of each record) to its key
+    /// bag, sealed, if it changed since the last save. Writes save it by themselves; call it after reads whose
+    /// versions should be remembered by the owner's other devices.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Transport`] or [`ErrorKind::Server`] if it cannot be stored.
+    pub async fn save_state(&self) -> Result<()> {
+        let entry = {
+            let state = self.lock();
+            if !state.owner_state.dirty {
+                return Ok(());
+            }
+            let generation = state.owner_state.generation.saturating_add(1);
+            (state.owner_state.seal(&self.keys, generation)?, generation)
+        };
+        let (entry, generation) = (&entry.0, entry.1);
+        self.call(|c| async move { c.put_key_bag_entry(entry).await })
+            .await?;
+        let mut state = self.lock();
+        state.owner_state.generation = state.owner_state.generation.max(generation);
+        state.owner_state.dirty = false;
+        Ok(())
+    }
+
+    /// Checks that a record opened now is not older than a version of it this owner has seen, and remembers it.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Rollback`] if it is older.
+    pub(crate) fn check_fresh(&self, opened: &tessera_sharing::EntityKeys) -> Result<()> {
+        self.lock()
+            .owner_state
+            .see(opened.id, opened.content_version, opened.key_epoch)
     }
 
     /// The owner's kind, as registered.
@@ -262,6 +352,7 @@ impl Session {
                 }
             }
         }
+        self.save_state().await?;
         Ok(opened)
     }
 
@@ -290,6 +381,37 @@ impl Session {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// The owner's keys, to sign what this session writes.
+    pub(crate) fn keys(&self) -> &OwnerKeys {
+        &self.keys
+    }
+
+    /// Opens `stored` with `open`; whenever a signature on it comes from an owner whose key bundles the session has
+    /// not met yet, fetches them, trusts them through the policy, and opens again. The outer error is the
+    /// session's (the bundles could not be fetched or were refused), the inner one the sharing layer's.
+    pub(crate) async fn open_verified<T>(
+        &self,
+        stored: &EncryptedEntity,
+        open: impl Fn(&EncryptedEntity, &Self) -> tessera_sharing::Result<T>,
+    ) -> Result<tessera_sharing::Result<T>> {
+        let mut learned = HashSet::new();
+        loop {
+            match open(stored, self) {
+                Err(tessera_sharing::Error::UnknownSigner(owner)) if learned.insert(owner) => {
+                    let bundles = self.trusted_bundles(owner).await?;
+                    self.lock().signers.insert(owner, bundles);
+                    // A signer met for the first time is pinned for every device of this owner.
+                    self.save_state().await?;
+                }
+                // A signer whose bundles were just fetched and still do not hold the signing key.
+                Err(tessera_sharing::Error::UnknownSigner(_)) => {
+                    return Ok(Err(tessera_sharing::Error::Crypto));
+                }
+                other => return Ok(other),
+            }
+        }
     }
 
     /// The session's exchange secrets as the sharing layer asks for them when it opens or rotates a record.
@@ -454,6 +576,8 @@ impl Session {
             .await?;
         self.remember(secret.clone()).await?;
         self.lock().stats.created_exchange_data += 1;
+        // The partner's bundles were pinned on the way: keep them for every device of this owner.
+        self.save_state().await?;
         Ok(Arc::new(secret))
     }
 
@@ -513,13 +637,51 @@ impl Session {
         }
         let mut trusted = Vec::new();
         let mut refusal = None;
-        for bundle in record.bundles {
-            if bundle.owner() != owner {
-                continue;
-            }
-            match self.trust.trust(bundle) {
-                Ok(bundle) => trusted.push(bundle),
+        let bundles: Vec<KeyBundle> = record
+            .bundles
+            .into_iter()
+            .filter(|b| b.owner() == owner)
+            .collect();
+        let pinned = self.lock().owner_state.pins.get(&owner).cloned();
+        let mut newly_pinned = Vec::new();
+        for bundle in &bundles {
+            let decision = match &pinned {
+                // Pins saved in the owner state bind every device of this owner: a bundle is accepted if pinned,
+                // or if a pinned bundle of the same owner signed it (a rotation), whatever the policy says.
+                Some(pins) => {
+                    let fingerprint = bundle.fingerprint();
+                    let chained = pins.contains(&fingerprint)
+                        || bundles.iter().any(|older| {
+                            pins.contains(&older.fingerprint())
+                                && bundle.verify_chain_from(older).is_ok()
+                        });
+                    if chained {
+                        PinnedFingerprints::new([fingerprint]).trust(bundle.clone())
+                    } else {
+                        Err(tessera_keys::Error::Untrusted {
+                            owner,
+                            fingerprint,
+                            reason: "differs from the bundle this owner pinned and is not signed by it",
+                        })
+                    }
+                }
+                None => self.trust.trust(bundle.clone()),
+            };
+            match decision {
+                Ok(bundle) => {
+                    newly_pinned.push(bundle.fingerprint());
+                    trusted.push(bundle);
+                }
                 Err(error) => refusal = Some(error),
+            }
+        }
+        if !newly_pinned.is_empty() {
+            let mut state = self.lock();
+            let pins = state.owner_state.pins.entry(owner).or_default();
+            let before = pins.len();
+            pins.extend(newly_pinned);
+            if pins.len() != before {
+                state.owner_state.dirty = true;
             }
         }
         match (trusted.is_empty(), refusal) {
@@ -548,5 +710,25 @@ impl DelegationLookup for SessionLookup<'_> {
         delegation_key: &DelegationKey,
     ) -> tessera_sharing::Result<Option<Arc<ExchangeSecret>>> {
         Ok(self.0.lock().exchange.lookup(entity_type, delegation_key)?)
+    }
+
+    fn signer(
+        &self,
+        owner: OwnerId,
+        fingerprint: Fingerprint,
+    ) -> tessera_sharing::Result<Option<TrustedBundle>> {
+        if owner == self.0.owner() && fingerprint == self.0.own_bundle.fingerprint() {
+            return Ok(Some(self.0.own_bundle.clone()));
+        }
+        Ok(self.0.lock().signers.get(&owner).and_then(|bundles| {
+            bundles
+                .iter()
+                .find(|b| b.fingerprint() == fingerprint)
+                .cloned()
+        }))
+    }
+
+    fn verified_batches(&self) -> Option<&VerifiedBatches> {
+        Some(&self.0.verified)
     }
 }

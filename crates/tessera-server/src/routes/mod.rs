@@ -234,21 +234,24 @@ fn expected_rev<B>(request: &Request<B>) -> Result<u64, ApiError> {
         .map_err(|_| ApiError::bad_request("malformed revision"))
 }
 
-/// Whether the requester may see `entity`: it holds one of its delegation keys or is an explicit delegate.
+/// Whether the requester may see `entity`: it presented the access-control key of one of its delegations (a
+/// clear label naming the requester grants nothing).
 fn visible(entity: &EncryptedEntity, requester: &Requester) -> bool {
     entity
         .security_metadata
         .delegations
-        .iter()
-        .any(|(key, d)| requester.holds(key) || d.delegate == Some(requester.owner))
+        .keys()
+        .any(|key| requester.holds(key))
 }
 
-/// Whether the requester may write `entity`: one of the delegations it holds grants write.
+/// Whether the requester may write `entity`: one of the delegations it holds grants write. Only presented
+/// access-control keys count, never the clear labels of a delegation (protocol v2).
 fn writable(entity: &EncryptedEntity, requester: &Requester) -> bool {
-    entity.security_metadata.delegations.iter().any(|(key, d)| {
-        d.permission == Permission::Write
-            && (requester.holds(key) || d.delegate == Some(requester.owner))
-    })
+    entity
+        .security_metadata
+        .delegations
+        .iter()
+        .any(|(key, d)| d.permission == Permission::Write && requester.holds(key))
 }
 
 /// Loads an entity the requester may see, or answers 404.

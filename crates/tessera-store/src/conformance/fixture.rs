@@ -144,6 +144,7 @@ impl Fixtures {
                 visibility: Visibility::Explicit,
                 permission: Permission::Read,
             }],
+            &self.doctor,
         )
         .unwrap()
     }
