@@ -269,6 +269,28 @@ impl Client {
             .map(|_| ())
     }
 
+    /// Replaces one entry of the logged-in owner's bag if the stored one is `previous` (compare-and-swap).
+    ///
+    /// # Errors
+    /// [`Error::Status`] 409 if the stored entry is another one; [`Error::Transport`].
+    pub async fn swap_key_bag_entry(
+        &self,
+        entry: &KeyBagEntry,
+        previous: Option<&KeyBagEntry>,
+    ) -> Result<()> {
+        let body = tessera_wire::KeyBagSwap {
+            entry: entry.clone(),
+            previous: previous.cloned(),
+        };
+        self.send_body(
+            Method::PUT,
+            &format!("/v1/key-bag/{}/swap", entry.id),
+            &body,
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// The logged-in owner's key bag.
     ///
     /// # Errors

@@ -263,6 +263,20 @@ impl Store for MemoryStore {
         }
     }
 
+    fn swap_key_bag_entry(
+        &self,
+        entry: &KeyBagEntry,
+        previous: Option<&KeyBagEntry>,
+    ) -> Result<()> {
+        let mut inner = self.write()?;
+        let stored = inner.key_bag.get(&(entry.owner, entry.id));
+        if stored != previous {
+            return Err(revision::exists("key-bag entry", 1));
+        }
+        inner.key_bag.insert((entry.owner, entry.id), entry.clone());
+        Ok(())
+    }
+
     fn key_bag(&self, owner: OwnerId) -> Result<Vec<KeyBagEntry>> {
         let inner = self.read()?;
         let first = (owner, KeyBagEntryId::from_bytes([0; 32]));

@@ -87,6 +87,16 @@ pub trait Store: Send + Sync + 'static {
     /// As [`Store::put_owner`].
     fn put_key_bag_entry(&self, entry: &KeyBagEntry) -> Result<()>;
 
+    /// Replaces a key-bag entry by compare-and-swap: `entry` is stored only if the stored entry under its
+    /// `(owner, id)` is `previous` (or none, when `previous` is `None`). The owner state (protocol v2) is the one
+    /// entry of a bag that changes this way.
+    ///
+    /// # Errors
+    /// [`crate::Error::Conflict`] if the stored entry is another one (read it again, merge, retry); as
+    /// [`Store::put_owner`].
+    fn swap_key_bag_entry(&self, entry: &KeyBagEntry, previous: Option<&KeyBagEntry>)
+    -> Result<()>;
+
     /// Every key-bag entry of `owner`.
     ///
     /// # Errors

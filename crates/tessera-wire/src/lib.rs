@@ -6,7 +6,7 @@ use bincode::Options;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tessera_keys::wire::{fixed_bytes, var_bytes};
-use tessera_keys::{DelegationKey, Fingerprint, OwnerId, SignatureBytes};
+use tessera_keys::{DelegationKey, Fingerprint, KeyBagEntry, OwnerId, SignatureBytes};
 use tessera_primitives::SecretString;
 use tessera_sharing::{EncryptedEntity, EntityId, ShareRequest};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -344,6 +344,18 @@ pub struct Versioned<T> {
 pub struct Written {
     /// The new revision.
     pub rev: u64,
+}
+
+/// A compare-and-swap of one key-bag entry (`PUT /v1/key-bag/{id}/swap`): `entry` replaces the stored entry only
+/// if that is `previous` (or, with `previous` absent, if there is none). The owner state (protocol v2) is the one
+/// entry of a bag that changes; every other entry is written once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyBagSwap {
+    /// The new entry.
+    pub entry: KeyBagEntry,
+    /// The entry it replaces, as the client last read it.
+    pub previous: Option<KeyBagEntry>,
 }
 
 /// Several entities (bulk create, query results).

@@ -7,7 +7,8 @@
 //! can be swapped for the other. Each save carries a generation one above the last; a device that has seen a
 //! generation refuses an older one (a rollback of the state), and an app that keeps
 //! [`Session::state_anchor`](crate::Session::state_anchor) across runs refuses a deleted or older state at login.
-//! Two devices saving at once can lose each other's latest marks (last writer wins): docs/threat-model.md.
+//! Saves are compare-and-swaps of that one entry: a device whose save meets another device's newer state merges it
+//! (pins united, the highest marks kept) and saves again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -34,6 +35,8 @@ pub(crate) struct OwnerState {
     pub(crate) seen: HashMap<EntityId, (u64, u32)>,
     /// Whether something changed since the last save.
     pub(crate) dirty: bool,
+    /// The entry as last loaded or saved: what the next save replaces (compare-and-swap).
+    pub(crate) stored: Option<KeyBagEntry>,
 }
 
 impl OwnerState {
@@ -149,6 +152,7 @@ impl OwnerState {
             pins,
             seen,
             dirty: false,
+            stored: Some(entry.clone()),
         })
     }
 
@@ -169,6 +173,7 @@ impl OwnerState {
             ));
         }
         self.generation = loaded.generation;
+        self.stored = loaded.stored;
         for (owner, fingerprints) in loaded.pins {
             self.pins.entry(owner).or_default().extend(fingerprints);
         }

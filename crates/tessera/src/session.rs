@@ -244,20 +244,56 @@ impl Session {
     /// # Errors
     /// [`ErrorKind::Transport`] or [`ErrorKind::Server`] if it cannot be stored.
     pub async fn save_state(&self) -> Result<()> {
-        let entry = {
-            let state = self.lock();
-            if !state.owner_state.dirty {
-                return Ok(());
+        const ATTEMPTS: usize = 4;
+        for _ in 0..ATTEMPTS {
+            let (entry, previous, generation) = {
+                let state = self.lock();
+                if !state.owner_state.dirty {
+                    return Ok(());
+                }
+                let generation = state.owner_state.generation.saturating_add(1);
+                (
+                    state.owner_state.seal(&self.keys, generation)?,
+                    state.owner_state.stored.clone(),
+                    generation,
+                )
+            };
+            let (new, old) = (&entry, previous.as_ref());
+            match self
+                .call(|c| async move { c.swap_key_bag_entry(new, old).await })
+                .await
+            {
+                Ok(()) => {
+                    let mut state = self.lock();
+                    state.owner_state.generation = state.owner_state.generation.max(generation);
+                    state.owner_state.stored = Some(entry);
+                    state.owner_state.dirty = false;
+                    return Ok(());
+                }
+                // Another device saved meanwhile: take its state in, then save the union.
+                Err(error) if error.is_conflict() => self.reload_state().await?,
+                Err(error) => return Err(error),
             }
-            let generation = state.owner_state.generation.saturating_add(1);
-            (state.owner_state.seal(&self.keys, generation)?, generation)
+        }
+        Err(Error::new(
+            ErrorKind::Conflict,
+            "this owner's state kept changing on the server while it was saved; try again",
+        ))
+    }
+
+    /// Reads this owner's state from the server and merges it into the session's.
+    async fn reload_state(&self) -> Result<()> {
+        let entries = self.call(|c| async move { c.key_bag().await }).await?;
+        let state_id = OwnerState::entry_id(&self.keys);
+        let loaded = match entries.iter().find(|entry| entry.id == state_id) {
+            Some(entry) => OwnerState::open(&self.keys, entry)?,
+            None => OwnerState::default(),
         };
-        let (entry, generation) = (&entry.0, entry.1);
-        self.call(|c| async move { c.put_key_bag_entry(entry).await })
-            .await?;
         let mut state = self.lock();
-        state.owner_state.generation = state.owner_state.generation.max(generation);
-        state.owner_state.dirty = false;
+        let stored = loaded.stored.clone();
+        state.owner_state.merge_loaded(loaded)?;
+        state.owner_state.stored = stored;
+        state.owner_state.dirty = true;
         Ok(())
     }
 
@@ -646,8 +682,8 @@ impl Session {
         let mut newly_pinned = Vec::new();
         for bundle in &bundles {
             let decision = match &pinned {
-                // Pins saved in the owner state bind every device of this owner: a bundle is accepted if pinned,
-                // or if a pinned bundle of the same owner signed it (a rotation), whatever the policy says.
+                // Pins saved in the owner state bind every device of this owner: a bundle must be pinned, or
+                // signed by a pinned bundle of the same owner (a rotation), and the policy must accept it too.
                 Some(pins) => {
                     let fingerprint = bundle.fingerprint();
                     let chained = pins.contains(&fingerprint)
@@ -656,7 +692,7 @@ impl Session {
                                 && bundle.verify_chain_from(older).is_ok()
                         });
                     if chained {
-                        PinnedFingerprints::new([fingerprint]).trust(bundle.clone())
+                        self.trust.trust(bundle.clone())
                     } else {
                         Err(tessera_keys::Error::Untrusted {
                             owner,

@@ -14,6 +14,8 @@
     reason = "each test file uses a part of the fixture"
 )]
 
+pub mod operator;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,6 +39,8 @@ pub const ADMIN: &str = "end-to-end-admin-token";
 pub struct Env {
     server: Option<Server>,
     pub store: Arc<RedbStore>,
+    /// The store the server runs on: `store`, with the lies the test tells it to answer.
+    pub operator: Arc<operator::Operator>,
     pub url: String,
     path: PathBuf,
     _dir: tempfile::TempDir,
@@ -48,11 +52,13 @@ impl Env {
         let path = dir.path().join(tessera_server::serve::DATABASE_FILE);
         let store = Arc::new(RedbStore::open(&path).unwrap());
         let config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), ADMIN);
-        let server = Server::start(config, store.clone()).await.unwrap();
+        let operator = Arc::new(operator::Operator::new(store.clone()));
+        let server = Server::start(config, operator.clone()).await.unwrap();
         let url = format!("http://{}", server.local_addr());
         Self {
             server: Some(server),
             store,
+            operator,
             url,
             path,
             _dir: dir,
@@ -133,6 +139,18 @@ impl Owner {
     pub fn keys(&self) -> OwnerKeys {
         tessera::decode_key_file(self.key_file.expose_secret()).unwrap()
     }
+}
+
+/// The entries of `owner`'s key bag that hold exchange secrets: all but its owner state (protocol v2), whose id is
+/// the key-bag id of the reserved all-zero exchange data id.
+pub fn exchange_entries(store: &RedbStore, owner: &Owner) -> Vec<tessera::stored::KeyBagEntry> {
+    let state = KeyBag::entry_id(&owner.keys(), &ExchangeDataId::from_bytes([0; 16]));
+    store
+        .key_bag(owner.id)
+        .unwrap()
+        .into_iter()
+        .filter(|entry| entry.id != state)
+        .collect()
 }
 
 /// `value` as a JSON object.
@@ -223,7 +241,7 @@ impl Ledger {
         let mut secrets = BTreeMap::new();
         for owner in owners {
             let keys = owner.keys();
-            let bag = KeyBag::load(&keys, &store.key_bag(owner.id).unwrap()).unwrap();
+            let bag = KeyBag::load(&keys, &exchange_entries(store, owner)).unwrap();
             for secret in bag.iter() {
                 assert!(
                     secret.delegator() == owner.id || secret.delegate() == owner.id,

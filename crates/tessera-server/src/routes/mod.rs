@@ -117,6 +117,9 @@ async fn route(state: &Arc<State>, request: Request<Incoming>) -> Result<Resp, A
             exchange::add_wraps(state, request, parse_exchange_id(id)?).await
         }
         (&Method::GET, ["v1", "key-bag"]) => key_bag::get_key_bag(state, &request).await,
+        (&Method::PUT, ["v1", "key-bag", id, "swap"]) => {
+            key_bag::swap_key_bag_entry(state, request, id).await
+        }
         (&Method::PUT, ["v1", "key-bag", id]) => {
             key_bag::put_key_bag_entry(state, request, id).await
         }

@@ -253,6 +253,24 @@ impl Store for RedbStore {
         })
     }
 
+    fn swap_key_bag_entry(
+        &self,
+        entry: &KeyBagEntry,
+        previous: Option<&KeyBagEntry>,
+    ) -> Result<()> {
+        self.write(|txn| {
+            let mut table = txn.open_table(KEY_BAG).map_err(backend)?;
+            let key = concat(&[entry.owner.as_bytes(), entry.id.as_bytes()]);
+            let stored = get_record::<48, KeyBagEntry>(&table, &key, "key-bag entry")?;
+            if stored.as_ref() != previous {
+                return Err(revision::exists("key-bag entry", 1));
+            }
+            let bytes = encode("key-bag entry", entry)?;
+            table.insert(key, bytes.as_slice()).map_err(backend)?;
+            Ok(())
+        })
+    }
+
     fn key_bag(&self, owner: OwnerId) -> Result<Vec<KeyBagEntry>> {
         self.read(|txn| {
             let table = txn.open_table(KEY_BAG).map_err(backend)?;
