@@ -209,6 +209,10 @@ impl std::ops::Deref for DecryptedEntity {
 
 /// A link of a chain being built: already signed, or a statement of the batch being signed.
 #[derive(Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a few short-lived values per operation; boxing buys nothing"
+)]
 enum ChainLink {
     Signed(Link),
     New(DelegationStatement, u16),

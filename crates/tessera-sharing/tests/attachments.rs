@@ -16,7 +16,7 @@ use tessera_sharing::attachment::{
     rotate_attachment, seal_attachment,
 };
 use tessera_sharing::{
-    AttachmentRef, DecryptedEntity, EncryptedEntity, Permission, Visibility, decrypt,
+    AttachmentRef, DecryptedEntity, EncryptedEntity, Permission, Visibility, decrypt, revise,
     revoke_and_rotate, rules,
 };
 
@@ -45,17 +45,32 @@ fn shared_note() -> (EncryptedEntity, DecryptedEntity) {
     (entity, opened)
 }
 
-/// Seals `data` as an attachment of the entity and records its reference through a plain update.
+/// Records `reference` in A's entity through a plain update: a new content version signed by A (protocol v2:
+/// the attachment references are part of the signed version).
+fn add_reference(
+    entity: &mut EncryptedEntity,
+    opened: &DecryptedEntity,
+    reference: &AttachmentRef,
+) {
+    let stored = entity.clone();
+    let mut updated = revise(entity, opened, world().keys(A), |e| {
+        e.attachments.push(reference.clone());
+        Ok(())
+    })
+    .unwrap();
+    updated.rev += 1;
+    rules::validate_update(&stored, &updated).unwrap();
+    *entity = updated;
+}
+
+/// Seals `data` as an attachment of A's entity and records its reference through a plain update.
 fn attach(
     entity: &mut EncryptedEntity,
     opened: &DecryptedEntity,
     data: &[u8],
 ) -> (AttachmentRef, Vec<u8>) {
     let (reference, sealed) = seal_attachment(opened, data).unwrap();
-    let stored = entity.clone();
-    entity.attachments.push(reference.clone());
-    entity.rev += 1;
-    rules::validate_update(&stored, entity).unwrap();
+    add_reference(entity, opened, &reference);
     (reference, sealed)
 }
 
@@ -126,10 +141,7 @@ fn an_attachment_sealed_segment_by_segment_opens_like_one_sealed_whole() {
             );
         }
         assert_eq!(sealed.len() as u64, reference.encrypted_len, "{len}");
-        let stored = entity.clone();
-        entity.attachments.push(reference.clone());
-        entity.rev += 1;
-        rules::validate_update(&stored, &entity).unwrap();
+        add_reference(&mut entity, &opened, &reference);
 
         // Opened whole by a delegate, the same bytes as the whole-buffer path gives.
         let (whole_reference, whole_sealed) = seal_attachment(&opened, &data).unwrap();
@@ -248,7 +260,14 @@ fn rotate_attachments_after_revoke_and_rotate() {
     let (reference, sealed) = attach(&mut entity, &opened, &data);
     let old_p = decrypt(&entity, &w.access(P)).unwrap();
 
-    let rotation = revoke_and_rotate(&entity, &opened, &[w.dk(A, P, &note)], &w.access(A)).unwrap();
+    let mut rotation = revoke_and_rotate(
+        &entity,
+        &opened,
+        &[w.dk(A, P, &note)],
+        &w.access(A),
+        w.keys(A),
+    )
+    .unwrap();
     rules::validate_rotation(&entity, &rotation.entity, |k| *k == opened.delegation_key).unwrap();
     let (new_reference, new_sealed) =
         rotate_attachment(&opened, &rotation.opened, &reference, &sealed).unwrap();
@@ -257,14 +276,22 @@ fn rotate_attachments_after_revoke_and_rotate() {
     assert_eq!(new_reference.encrypted_len, reference.encrypted_len);
     assert_ne!(new_sealed, sealed);
 
-    let mut rotated = rotation.entity;
     // Until it is replaced, the old reference no longer opens under the new entity key.
-    let by_b = decrypt(&rotated, &w.access(B)).unwrap();
-    assert_eq!(by_b.attachments, std::slice::from_ref(&reference));
-    assert_crypto(open_attachment(&by_b, &reference, &sealed));
-    rotated.attachments = vec![new_reference.clone()];
+    assert_eq!(
+        rotation.entity.attachments,
+        std::slice::from_ref(&reference)
+    );
+    assert_crypto(open_attachment(&rotation.opened, &reference, &sealed));
+    // Replaced before the rotation is signed (protocol v2: the references are part of the signed version).
+    rotation.entity.attachments = vec![new_reference.clone()];
+    let (rotated, rotated_keys) = rotation.sign(w.keys(A)).unwrap();
+    assert_eq!(
+        open_attachment(&rotated_keys, &new_reference, &new_sealed).unwrap(),
+        data
+    );
 
     let by_b = decrypt(&rotated, &w.access(B)).unwrap();
+    assert_eq!(by_b.attachments, std::slice::from_ref(&new_reference));
     assert_eq!(
         open_attachment(&by_b, &by_b.attachments[0], &new_sealed).unwrap(),
         data
@@ -276,7 +303,7 @@ fn rotate_attachments_after_revoke_and_rotate() {
     // The old entity key cannot be used to rotate again from the new stream.
     assert_crypto(rotate_attachment(
         &old_p,
-        &rotation.opened,
+        &rotated_keys,
         &new_reference,
         &new_sealed,
     ));

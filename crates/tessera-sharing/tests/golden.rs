@@ -18,7 +18,7 @@ use tessera_keys::{DelegationKey, ExchangeDataId, FormatVersion, OwnerId};
 use tessera_sharing::attachment::seal_attachment;
 use tessera_sharing::{
     EncryptedEntity, EncryptionManifest, EntityId, ParentLink, Permission, SecretId, SecretIdScope,
-    Visibility, decrypt,
+    Visibility, decrypt, revise,
 };
 
 use Permission::{Read, Write};
@@ -108,9 +108,17 @@ fn regenerate_golden_files() {
         &by_p,
         &[w.target(P, C, Visibility::AnonymousDelegator, Read)],
     );
+    // The attachment goes in through a plain update, a new content version signed by A.
     let (reference, _) = seal_attachment(&opened, ATTACHMENT).unwrap();
-    entity.attachments.push(reference);
+    let mut entity = revise(&entity, &opened, w.keys(A), |e| {
+        e.attachments.push(reference);
+        Ok(())
+    })
+    .unwrap();
     entity.rev = 7;
+    for who in [A, B, C, P] {
+        decrypt(&entity, &w.access(who)).unwrap();
+    }
     tessera_sharing::rules::validate_metadata(&entity.security_metadata).unwrap();
 
     std::fs::write(data_path("entity.json"), json_text(&entity)).unwrap();
@@ -147,6 +155,15 @@ fn the_golden_entity_decodes_field_by_field_and_re_encodes_to_the_same_bytes() {
     assert_eq!(entity.id, ENTITY_ID.parse::<EntityId>().unwrap());
     assert_eq!(entity.entity_type, ty("Contact"));
     assert_eq!(entity.rev, 7);
+    // Created (1), then the attachment added by a plain update (2); never rotated.
+    assert_eq!(entity.content_version, 2);
+    assert_eq!(entity.key_epoch, 0);
+    // The writer proof: A's version proof and its chain of one link (its root), sealed.
+    assert!(
+        entity.writer_proof.0.len() > 30 + 1 + 200,
+        "{}",
+        entity.writer_proof.0.len()
+    );
     assert_eq!(entity.public, expected_public());
     let sensitive = manifest().split(document()).1;
     assert_eq!(
@@ -188,7 +205,11 @@ fn the_golden_entity_decodes_field_by_field_and_re_encodes_to_the_same_bytes() {
         let lengths = |sealed: &[tessera_sharing::Sealed]| -> Vec<usize> {
             sealed.iter().map(|s| s.0.len()).collect()
         };
-        assert_eq!(lengths(&d.entity_keys), [30 + 32], "{}", e.key);
+        // Entity key (32) ‖ creator (16) ‖ delegator's tag (32).
+        assert_eq!(lengths(&d.entity_keys), [30 + 32 + 16 + 32], "{}", e.key);
+        // A write delegation other than the root carries its sealed chain; the root's is in the writer proof.
+        let chains = usize::from(e.permission == Write && !e.parents.is_empty());
+        assert_eq!(d.chain.len(), chains, "{}", e.key);
         assert_eq!(
             lengths(&d.secret_ids),
             vec![30 + 33; e.secret_ids],
@@ -216,12 +237,12 @@ fn the_golden_entity_decodes_field_by_field_and_re_encodes_to_the_same_bytes() {
 }
 
 // Values of the committed files (random when generated, fixed since).
-const KEY_COMMITMENT: &str = "db4c0892c1f37354e6e801eb126252580de4dd42a1f76adf6125fcc9346799ba";
-const SEARCH_TAG: &str = "01283f664dc3d3128a24d9e690c890e5f9188087a0e26afad4c5c76eecd20d62";
-const ATTACHMENT_ID: &str = "5d6e4b80-d034-4a46-9652-ad698d43584e";
-const ROOT: &str = "56c573670d48e358f58df7b2048484eedacf016c6fdd822d964610587521d52f";
-const A_TO_P: &str = "9e368dccae787ab4f992a5312056799a2d33ef0593fdf9e485e5594fd34ed06a";
-const A_TO_B: &str = "21447d2b5011637419ec66cdd9c9c158927303f4fbe355531f27dbaeae5c9596";
+const KEY_COMMITMENT: &str = "dbec3c53343294cd683a705dc4f5a40cf46a827de7a164c32631571b4576309e";
+const SEARCH_TAG: &str = "d38fe3da630a02294900046648c5bd181a089ccbace303e7be4cbd78100c999c";
+const ATTACHMENT_ID: &str = "ec3dfa0a-9546-441d-9b69-02e8f521617f";
+const ROOT: &str = "badc91be0a1042fbce56987d5c09b7eb39b90782080b32a0ca454675290713ca";
+const A_TO_P: &str = "46b26b24b662723db124294fff5ea20f4669ca080dd8fe5d729261af51cddd85";
+const A_TO_B: &str = "26b7bcce9f55d4273a2dbc6730b612a519bd8b4cbcb271c02bbadbe113261c65";
 
 fn expected_delegations() -> Vec<Expected> {
     vec![
@@ -230,7 +251,7 @@ fn expected_delegations() -> Vec<Expected> {
             key: ROOT,
             delegator: Some(A),
             delegate: Some(A),
-            exchange_data_id: Some("a462ff391c90e0c8c2a6ddaf5897b968"),
+            exchange_data_id: Some("40c122b6800a8a679a749c73c8fd037e"),
             parents: &[],
             permission: Write,
             secret_ids: 2,
@@ -250,24 +271,24 @@ fn expected_delegations() -> Vec<Expected> {
             key: A_TO_B,
             delegator: Some(A),
             delegate: Some(B),
-            exchange_data_id: Some("3b40872a600d66533f9c18966dc2999e"),
+            exchange_data_id: Some("7ff5099a6193dd2f57d1a488f043c44e"),
             parents: &[ROOT],
             permission: Write,
             secret_ids: 1,
         },
         // B → C: shared on, explicit.
         Expected {
-            key: "43749cd10a30b19f3e4514aa915c3c62d57cee7c50a79f336401e5b6e7648d07",
+            key: "22c8cfe05ae8bbdd1c2d4bbf116b43f705dd395407807441cda0e2ccb2f748b2",
             delegator: Some(B),
             delegate: Some(C),
-            exchange_data_id: Some("9a3707960e20d9161fa6b5e3c71ed95a"),
+            exchange_data_id: Some("efb8568243a48e3790bbbfeb8071334a"),
             parents: &[A_TO_B],
             permission: Read,
             secret_ids: 1,
         },
         // B → P: shared on, both anonymous.
         Expected {
-            key: "778b2a0c9254ea5c62cf3e5b98379a8b9297fa28040cdb54bd312f3d7346d899",
+            key: "285cf11df3c3a6085cc8c2faecfbecb5a035fec6d2126658feecc617e1d77435",
             delegator: None,
             delegate: None,
             exchange_data_id: None,
@@ -277,7 +298,7 @@ fn expected_delegations() -> Vec<Expected> {
         },
         // P → C: the patient shares on, itself anonymous.
         Expected {
-            key: "2dbf6ccc799ce068c9788c9f21f1cbf8ffc99e9ecf6f70d0205344283e3743b2",
+            key: "8ab82b646991143e0fbdc4c10f1c919497cb06422eed595b672e981ef153f623",
             delegator: None,
             delegate: Some(C),
             exchange_data_id: None,

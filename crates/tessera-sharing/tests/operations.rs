@@ -152,13 +152,13 @@ fn create_refuses_a_bad_root_or_a_foreign_exchange_data() {
         parents: vec![],
     };
     // The root must be exchange data of the creator with itself.
-    let result = create(new(), w.explicit(A, B, Write), &[]);
+    let result = create(new(), w.explicit(A, B, Write), &[], w.keys(A));
     assert!(matches!(
         violation(result),
         RuleViolation::InconsistentRequest(_)
     ));
     // The root must grant write.
-    let result = create(new(), w.explicit(A, A, Read), &[]);
+    let result = create(new(), w.explicit(A, A, Read), &[], w.keys(A));
     assert_eq!(violation(result), RuleViolation::RootNotWrite);
     // A's side of B → A was signed by B: A cannot seal new data with it.
     let foreign = tessera_sharing::DelegationTarget {
@@ -166,7 +166,7 @@ fn create_refuses_a_bad_root_or_a_foreign_exchange_data() {
         visibility: Visibility::Explicit,
         permission: Read,
     };
-    let result = create(new(), w.explicit(A, A, Write), &[foreign]);
+    let result = create(new(), w.explicit(A, A, Write), &[foreign], w.keys(A));
     assert!(
         matches!(
             result,
@@ -210,10 +210,10 @@ fn each_owner_decrypts_through_its_own_delegation() {
         assert_eq!(read.permission, permission, "{who:?}");
         assert_eq!(read.document, note_document(), "{who:?}");
     }
-    // A also holds the secret of A → B, but prefers its root.
+    // A also holds the secret of A → B, but that delegation is B's: protocol v2 reads only through a delegation
+    // made to the reader (v1 let A read through A → B), so with nothing else A has no access.
     let only_to_b = w.access_only(A, &[(A, B)]);
-    let read = decrypt(&entity, &only_to_b).unwrap();
-    assert_eq!(read.delegation_key, w.dk(A, B, &note));
+    assert_no_access(decrypt(&entity, &only_to_b));
 }
 
 #[test]
@@ -230,6 +230,13 @@ fn decrypt_through_a_key_bag() {
     let access = AccessIndex::from_key_bag(&bag);
     assert_eq!(access.owner(), C.id());
     assert_eq!(access.len(), w.secrets_of(C).len());
+    // Protocol v2: a key bag holds secrets, not trusted bundles; without the writer's bundle the signature cannot be
+    // verified yet.
+    assert!(
+        matches!(decrypt(&entity, &access), Err(Error::UnknownSigner(owner)) if owner == A.id()),
+        "the writer's bundle is needed"
+    );
+    let access = AccessIndex::from_key_bag(&bag).with_signers([w.bundle(A).clone()]);
     let read = decrypt(&entity, &access).unwrap();
     assert_eq!(read.delegation_key, w.dk(B, C, &ty("Note")));
     assert_eq!(read.document, note_document());
@@ -242,7 +249,7 @@ fn share_with_one_then_many_delegates() {
     let (mut entity, opened) = create_note(A);
     let root = opened.delegation_key;
 
-    let one = share(&entity, &opened, &[w.explicit(A, B, Read)]).unwrap();
+    let one = share(&entity, &opened, &[w.explicit(A, B, Read)], w.keys(A)).unwrap();
     assert_eq!(one.len(), 1);
     assert_eq!(one[0].entity_id, entity.id);
     assert_eq!(one[0].delegation_key, w.dk(A, B, &note));
@@ -264,6 +271,7 @@ fn share_with_one_then_many_delegates() {
             w.explicit(A, C, Write),
             w.explicit(A, B, Write),
         ],
+        w.keys(A),
     )
     .unwrap();
     let keys: Vec<_> = many.iter().map(|e| e.delegation_key).collect();
@@ -305,7 +313,7 @@ fn a_share_request_for_many_entities_round_trips_and_applies_per_entity() {
     ];
     let entries: Vec<_> = entities
         .iter()
-        .flat_map(|(entity, opened)| share(entity, opened, &targets).unwrap())
+        .flat_map(|(entity, opened)| share(entity, opened, &targets, w.keys(A)).unwrap())
         .collect();
     assert_eq!(entries.len(), 6);
     let request = ShareRequest::new(entries);
@@ -434,17 +442,21 @@ fn revoke_and_rotate_locks_the_revoked_owner_out() {
     let old_p = decrypt(&stored, &w.access(P)).unwrap();
     let to_p = w.dk(A, P, &note);
 
-    let rotation = revoke_and_rotate(&stored, &opened, &[to_p], &w.access(A)).unwrap();
+    let rotation = revoke_and_rotate(&stored, &opened, &[to_p], &w.access(A), w.keys(A)).unwrap();
     // B → C was made by B: A cannot re-wrap it, so it goes too and is reported.
     assert_eq!(rotation.removed, BTreeSet::from([to_p, w.dk(B, C, &note)]));
-    let rotated = &rotation.entity;
+    assert_eq!(rotation.opened.delegation_key, root);
+    let (rotated, rotated_keys) = rotation.sign(w.keys(A)).unwrap();
+    let rotated = &rotated;
+    assert_eq!(rotated_keys.delegation_key, root);
     assert_eq!(keys_of(rotated), BTreeSet::from([root, w.dk(A, B, &note)]));
     rules::validate_rotation(&stored, rotated, |k| *k == root).unwrap();
+    assert_eq!(rotated.key_epoch, stored.key_epoch + 1);
+    assert_eq!(rotated.content_version, stored.content_version + 1);
     assert_ne!(rotated.key_commitment, stored.key_commitment);
     assert_ne!(rotated.encrypted_self, stored.encrypted_self);
     assert_eq!((rotated.id, rotated.rev), (stored.id, stored.rev));
     assert_eq!(rotated.public, stored.public);
-    assert_eq!(rotation.opened.delegation_key, root);
     // The rotation gives keys only; the rotator reads the re-sealed content as before.
     assert_eq!(
         decrypt(rotated, &w.access(A)).unwrap().document,
@@ -458,8 +470,8 @@ fn revoke_and_rotate_locks_the_revoked_owner_out() {
     assert_no_access(decrypt(rotated, &w.access(P)));
     assert_no_access(decrypt(rotated, &w.access(C)));
 
-    // P kept its old delegation and its exchange secret: put back, it unwraps only the old key, which fails the
-    // new commitment...
+    // P kept its old delegation and its exchange secret: put back, it no longer opens (its sealed key binds the
+    // old key epoch), and it would unwrap only the old key, which fails the new commitment...
     let mut forged = rotated.clone();
     forged
         .security_metadata
@@ -480,14 +492,26 @@ fn revoke_and_rotate_is_for_the_root_owner_only() {
     let (stored, opened) = shared_note(Write);
     let by_b = decrypt(&stored, &w.access(B)).unwrap();
     assert_eq!(by_b.permission, Write);
-    let result = revoke_and_rotate(&stored, &by_b, &[w.dk(B, C, &note)], &w.access(B));
+    let result = revoke_and_rotate(
+        &stored,
+        &by_b,
+        &[w.dk(B, C, &note)],
+        &w.access(B),
+        w.keys(B),
+    );
     assert!(matches!(
         violation(result),
         RuleViolation::InconsistentRequest(_)
     ));
     let root = opened.delegation_key;
     assert_eq!(
-        violation(revoke_and_rotate(&stored, &opened, &[root], &w.access(A))),
+        violation(revoke_and_rotate(
+            &stored,
+            &opened,
+            &[root],
+            &w.access(A),
+            w.keys(A)
+        )),
         RuleViolation::RevokeRoot
     );
     let unknown = w.dk(C, A, &note);
@@ -496,16 +520,25 @@ fn revoke_and_rotate_is_for_the_root_owner_only() {
             &stored,
             &opened,
             &[unknown],
-            &w.access(A)
+            &w.access(A),
+            w.keys(A),
         )),
         RuleViolation::UnknownDelegation(unknown)
     );
     // Rotating without revoking anything keeps every delegation A can re-wrap.
-    let rotation = revoke_and_rotate(&stored, &opened, &[], &w.access(A)).unwrap();
+    let rotation = revoke_and_rotate(&stored, &opened, &[], &w.access(A), w.keys(A)).unwrap();
     assert_eq!(rotation.removed, BTreeSet::from([w.dk(B, C, &note)]));
+    // Only the owner that rotated signs the rotation.
+    let rotation = match rotation.sign(w.keys(B)) {
+        Err(Error::Rule(RuleViolation::InconsistentRequest(_))) => {
+            revoke_and_rotate(&stored, &opened, &[], &w.access(A), w.keys(A)).unwrap()
+        }
+        other => panic!("a rotation signed by another owner: {other:?}"),
+    };
+    let (rotated, _) = rotation.sign(w.keys(A)).unwrap();
     for who in [A, B, P] {
         assert_eq!(
-            decrypt(&rotation.entity, &w.access(who)).unwrap().document,
+            decrypt(&rotated, &w.access(who)).unwrap().document,
             note_document()
         );
     }
@@ -518,10 +551,12 @@ fn revoke_and_rotate_without_the_root_secret_does_not_leave_a_stale_root() {
     let (stored, opened) = shared_note(Write);
     // A's index without A → A (a key bag missing that entry, say).
     let partial = w.access_only(A, &[(A, B), (A, P)]);
-    match revoke_and_rotate(&stored, &opened, &[w.dk(A, P, &note)], &partial) {
+    match revoke_and_rotate(&stored, &opened, &[w.dk(A, P, &note)], &partial, w.keys(A))
+        .and_then(|rotation| rotation.sign(w.keys(A)))
+    {
         Err(_) => {}
-        Ok(rotation) => {
-            let read = decrypt(&rotation.entity, &w.access(A))
+        Ok((rotated, _)) => {
+            let read = decrypt(&rotated, &w.access(A))
                 .expect("the root owner can open the rotated entity");
             assert_eq!(read.delegation_key, opened.delegation_key);
             assert_eq!(read.document, note_document());

@@ -165,12 +165,15 @@ fn plain_entity(public: Map<String, Value>, seed: u8) -> EncryptedEntity {
             owning_entity_ids: vec![Sealed(vec![3; 46])],
             parents,
             permission: Permission::Read,
+            chain: vec![Sealed(vec![7; 90])],
         };
     EncryptedEntity {
         version: FormatVersion::V2,
         id: EntityId::from_bytes([seed; 16]),
         entity_type: ty("Contact"),
         rev: u64::from(seed),
+        content_version: u64::from(seed) + 1,
+        key_epoch: u32::from(seed / 2),
         public,
         encrypted_self: Sealed(vec![seed; 40]),
         key_commitment: [seed; 32],
@@ -189,6 +192,7 @@ fn plain_entity(public: Map<String, Value>, seed: u8) -> EncryptedEntity {
             sealed_key: Sealed(vec![6; 62]),
             encrypted_len: 50,
         }],
+        writer_proof: Sealed(vec![seed; 70]),
     }
 }
 
@@ -283,6 +287,7 @@ proptest! {
             },
             w.target(Who::A, Who::A, Visibility::Explicit, Permission::Write),
             &[w.explicit(Who::A, Who::B, Permission::Read)],
+            w.keys(Who::A),
         )
         .unwrap();
         prop_assert_eq!(&opened.document, &document);
@@ -339,13 +344,16 @@ fn hostile_lengths_and_nesting_are_refused_cleanly() {
         .to_string()
         .replace("\"public\":{}", &format!("\"public\":{text}"));
     assert!(serde_json::from_str::<EncryptedEntity>(&json).is_err());
-    // An unknown format version is refused.
-    let mut json = serde_json::to_value(&entity).unwrap();
-    json["version"] = Value::from(2);
-    assert!(serde_json::from_value::<EncryptedEntity>(json).is_err());
-    let mut bytes = valid;
-    bytes[0] = 2;
-    assert!(from_bincode::<EncryptedEntity>(&bytes).is_err());
+    // An unknown format version is refused: 1 (never deployed, not readable since protocol v2) and 3.
+    for version in [1u8, 3] {
+        let mut json = serde_json::to_value(&entity).unwrap();
+        json["version"] = Value::from(version);
+        assert!(serde_json::from_value::<EncryptedEntity>(json).is_err());
+        let mut bytes = valid.clone();
+        assert_eq!(bytes[0], FormatVersion::V2.get());
+        bytes[0] = version;
+        assert!(from_bincode::<EncryptedEntity>(&bytes).is_err());
+    }
 }
 
 #[test]
@@ -372,6 +380,7 @@ fn floats_survive_encryption_and_the_wire() {
         },
         w.target(Who::A, Who::A, Visibility::Explicit, Permission::Write),
         &[],
+        w.keys(Who::A),
     )
     .unwrap();
     let read = decrypt(&entity, &w.access(Who::A)).unwrap();

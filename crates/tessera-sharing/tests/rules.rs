@@ -39,7 +39,8 @@ fn note() -> (EncryptedEntity, DecryptedEntity) {
 
 /// An entry A would send to share `entity` with C (read, under A's root).
 fn entry_for_c(entity: &EncryptedEntity, opened: &DecryptedEntity) -> ShareEntry {
-    let mut entries = share(entity, opened, &[world().explicit(A, C, Read)]).unwrap();
+    let w = world();
+    let mut entries = share(entity, opened, &[w.explicit(A, C, Read)], w.keys(A)).unwrap();
     assert_eq!(entries.len(), 1);
     entries.remove(0)
 }
@@ -50,7 +51,7 @@ fn a_client_cannot_grant_more_than_it_has() {
     let (entity, _) = note();
     let by_b = decrypt(&entity, &w.access(B)).unwrap();
     assert_eq!(by_b.permission, Read);
-    let result = share(&entity, &by_b, &[w.explicit(B, C, Write)]);
+    let result = share(&entity, &by_b, &[w.explicit(B, C, Write)], w.keys(B));
     assert_eq!(
         violation(result),
         RuleViolation::PermissionWidened {
@@ -173,7 +174,7 @@ fn a_share_never_overwrites_a_delegation() {
     let root = opened.delegation_key;
     // The client skips a delegate that already has a delegation.
     assert!(
-        share(&entity, &opened, &[w.explicit(A, B, Write)])
+        share(&entity, &opened, &[w.explicit(A, B, Write)], w.keys(A))
             .unwrap()
             .is_empty()
     );
@@ -237,22 +238,39 @@ fn a_parent_the_requester_does_not_hold_is_rejected() {
 #[test]
 fn a_plain_update_cannot_touch_security_metadata() {
     let (stored, opened) = note();
-    // Content changes are what a plain update is for.
+    // Content changes are what a plain update is for; protocol v2: with the stored content version plus one.
     let mut update = stored.clone();
     update.rev += 1;
+    update.content_version += 1;
     update
         .public
         .insert("lang".into(), serde_json::Value::from("fr"));
     rules::validate_update(&stored, &update).unwrap();
+    // The same content version, or one skipped ahead, is refused.
+    for content_version in [stored.content_version, stored.content_version + 2] {
+        let mut stale = update.clone();
+        stale.content_version = content_version;
+        assert!(matches!(
+            violation(rules::validate_update(&stored, &stale)),
+            RuleViolation::InconsistentRequest(_)
+        ));
+    }
 
+    // Every edit below carries a correct content version, so that the immutable field is what is refused.
+    let mut stored_next = stored.clone();
+    stored_next.content_version += 1;
+    let stored_next = stored_next;
     let mut edits: Vec<(&str, EncryptedEntity)> = Vec::new();
-    let mut added = stored.clone();
+    let mut rekeyed_epoch = stored_next.clone();
+    rekeyed_epoch.key_epoch += 1;
+    edits.push(("the key epoch", rekeyed_epoch));
+    let mut added = stored_next.clone();
     share_into(&mut added, &opened, &[world().explicit(A, C, Read)]);
     edits.push(("the security metadata", added));
-    let mut removed = stored.clone();
+    let mut removed = stored_next.clone();
     removed.security_metadata.delegations.remove(&dk(A, B));
     edits.push(("the security metadata", removed));
-    let mut promoted = stored.clone();
+    let mut promoted = stored_next.clone();
     promoted
         .security_metadata
         .delegations
@@ -260,7 +278,7 @@ fn a_plain_update_cannot_touch_security_metadata() {
         .unwrap()
         .permission = Write;
     edits.push(("the security metadata", promoted));
-    let mut rekeyed = stored.clone();
+    let mut rekeyed = stored_next.clone();
     rekeyed
         .security_metadata
         .delegations
@@ -269,13 +287,13 @@ fn a_plain_update_cannot_touch_security_metadata() {
         .entity_keys
         .clear();
     edits.push(("the security metadata", rekeyed));
-    let mut renamed = stored.clone();
+    let mut renamed = stored_next.clone();
     renamed.id = EntityId::generate().unwrap();
     edits.push(("the id", renamed));
-    let mut retyped = stored.clone();
+    let mut retyped = stored_next.clone();
     retyped.entity_type = ty("Contact");
     edits.push(("the entity type", retyped));
-    let mut recommitted = stored.clone();
+    let mut recommitted = stored_next.clone();
     recommitted.key_commitment[0] ^= 1;
     edits.push(("the key commitment", recommitted));
 
@@ -294,8 +312,19 @@ fn a_rotation_may_only_remove_delegations() {
     let (stored, opened) = note();
     let root = opened.delegation_key;
     let holds_root = |k: &DelegationKey| *k == root;
-    let rotation = revoke_and_rotate(&stored, &opened, &[dk(A, P)], &w.access(A)).unwrap();
+    let rotation =
+        revoke_and_rotate(&stored, &opened, &[dk(A, P)], &w.access(A), w.keys(A)).unwrap();
     rules::validate_rotation(&stored, &rotation.entity, holds_root).unwrap();
+    // Protocol v2: the key epoch and the content version each move exactly one up.
+    for (epoch, version) in [(0, 1), (1, 0), (2, 1), (1, 2)] {
+        let mut stale = rotation.entity.clone();
+        stale.key_epoch = stored.key_epoch + epoch;
+        stale.content_version = stored.content_version + version;
+        assert!(matches!(
+            violation(rules::validate_rotation(&stored, &stale, holds_root)),
+            RuleViolation::InconsistentRequest(_)
+        ));
+    }
 
     // Only the root's holder.
     assert_eq!(

@@ -192,8 +192,9 @@ fn every_flipped_byte_of_a_sealed_value_is_refused() {
         assert_every_flip_fails(&entity, |e| sealed(b_delegation(e), 1)),
         assert_every_flip_fails(&entity, |e| sealed(b_delegation(e), 2)),
     ];
-    // Sealed box: version, algorithm, 12-byte nonce, payload, 16-byte tag.
-    assert_eq!(lengths[1..], [30 + 32, 30 + 33, 30 + 16]);
+    // Sealed box: version, algorithm, 12-byte nonce, payload, 16-byte tag. The entity key's payload is
+    // entity key (32) ‖ creator (16) ‖ delegator's tag (32) since protocol v2.
+    assert_eq!(lengths[1..], [30 + 32 + 16 + 32, 30 + 33, 30 + 16]);
     assert!(lengths[0] > 30);
 
     for index in 0..32 {

@@ -17,12 +17,12 @@ use bincode::Options;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
-use tessera_keys::{EntityType, ExchangeData, ExchangeSecret, OwnerKeys, TrustedBundle};
+use tessera_keys::{EntityType, ExchangeData, ExchangeSecret, OwnerId, OwnerKeys, TrustedBundle};
 use tessera_sharing::test_utils;
 use tessera_sharing::{
     AccessIndex, DecryptedEntity, DelegationTarget, EncryptedEntity, EncryptionManifest, EntityId,
-    Error, NewEntity, ParentLink, Permission, RuleViolation, SecretId, SecretIdScope, ShareEntry,
-    Visibility, create, rules, share,
+    EntityKeys, Error, NewEntity, ParentLink, Permission, RuleViolation, SecretId, SecretIdScope,
+    ShareEntry, Visibility, create, rules, share,
 };
 
 #[allow(
@@ -86,6 +86,16 @@ impl World {
                 .iter()
                 .map(|(from, to)| self.secret(holder, *from, *to).clone()),
         )
+        .with_signers(Who::ALL.map(|who| self.bundle(who).clone()))
+    }
+
+    /// The keys of the world owner with id `owner`.
+    pub(crate) fn keys_of_id(&self, owner: OwnerId) -> &OwnerKeys {
+        let who = Who::ALL
+            .into_iter()
+            .find(|who| who.id() == owner)
+            .unwrap_or_else(|| panic!("{owner} is no owner of the world"));
+        self.keys(who)
     }
 
     /// A delegation from `from` to `to` (a root when they are the same), sealed with `from`'s side of their
@@ -224,6 +234,7 @@ pub(crate) fn create_with_id(
         },
         w.target(creator, creator, spec.root_visibility, Permission::Write),
         &spec.autos,
+        w.keys(creator),
     )
     .unwrap()
 }
@@ -234,13 +245,15 @@ pub(crate) fn create_note(creator: Who) -> (EncryptedEntity, DecryptedEntity) {
 }
 
 /// Shares `opened` with `targets` and applies the entries as the server would, the sharer holding the delegation
-/// it opened the entity through. Returns the entries.
+/// it opened the entity through. The sharer (the delegator of the targets' exchange data) signs. Returns the
+/// entries.
 pub(crate) fn share_into(
     entity: &mut EncryptedEntity,
-    opened: &DecryptedEntity,
+    opened: &EntityKeys,
     targets: &[DelegationTarget<'_>],
 ) -> Vec<ShareEntry> {
-    let entries = share(entity, opened, targets).unwrap();
+    let sharer = targets.first().expect("a target").exchange.delegator();
+    let entries = share(entity, opened, targets, world().keys_of_id(sharer)).unwrap();
     rules::apply_share(entity, &entries, |key| *key == opened.delegation_key).unwrap();
     entries
 }
