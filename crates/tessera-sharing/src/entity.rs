@@ -1123,14 +1123,17 @@ pub fn revoke_and_rotate<L: DelegationLookup + ?Sized>(
         )?];
         remade.chain = Vec::new();
         if statement.permission == Permission::Write {
+            // A write delegation below another than the root cannot get a chain from this owner alone: it goes
+            // before anything is signed for it.
+            if !statement.is_root() && statement.parents != BTreeSet::from([root]) {
+                removed.insert(old.key);
+                continue;
+            }
             let position = batch.push(group, statement.hash())?;
             if statement.is_root() {
                 root_link = Some(ChainLink::New(statement.clone(), position));
-            } else if statement.parents == BTreeSet::from([root]) {
-                pending.push((old.key, exchange_key.clone(), statement.clone(), position));
             } else {
-                removed.insert(old.key);
-                continue;
+                pending.push((old.key, exchange_key.clone(), statement.clone(), position));
             }
         }
         delegations.insert(old.key, remade);
