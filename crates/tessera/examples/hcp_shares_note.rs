@@ -50,6 +50,9 @@ async fn main() -> anyhow::Result<()> {
     let bob_id = bob_keys.owner();
 
     // Alice encrypts the title and the text; the language stays readable by the server (to filter on it).
+    // Trust: the policy decides on a partner's first key bundle (trust on first use here; an app that compares short
+    // codes uses `PinnedFingerprints` or `CallbackTrust`). What it accepts is pinned in Alice's owner state, sealed on
+    // the server, so every later login and every device of Alice holds Bob to the same key, whatever policy it uses.
     let alice = Session::login(Client::new(&url), alice_keys, Tofu::new()).await?;
     let note_type = EntityType::new("Note")?;
     alice.set_manifest(
@@ -67,11 +70,19 @@ async fn main() -> anyhow::Result<()> {
         "Alice created note {} and shared it with Bob ({bob_id})",
         saved.entity.id
     );
+    let pinned = alice.pinned(bob_id);
+    ensure!(pinned.len() == 1, "Bob's bundle was not pinned");
+    println!(
+        "Alice pinned Bob's key {} (compare it with Bob out of band)",
+        pinned[0].short_code()
+    );
 
     let bob = Session::login(Client::new(&url), bob_keys, Tofu::new()).await?;
     let read = bob.get::<Note>(&saved.entity).await?;
     println!("Bob reads: {:?}", read.content);
     ensure!(read.content == note, "Bob read something else");
+    // Everything Bob relies on was signed by its writer, whom the record names.
+    ensure!(read.writer == alice.owner(), "the note does not say Alice wrote it");
 
     let eve = Session::login(Client::new(&url), eve_keys, Tofu::new()).await?;
     let refused = eve.get::<Note>(&saved.entity).await;

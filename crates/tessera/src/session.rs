@@ -237,6 +237,17 @@ impl Session {
         self.lock().owner_state.generation
     }
 
+    /// The fingerprints this owner pinned for `partner` (in its owner state, shared by all its devices): the trust
+    /// store a UI shows next to a partner's short code.
+    pub fn pinned(&self, partner: OwnerId) -> Vec<Fingerprint> {
+        self.lock()
+            .owner_state
+            .pins
+            .get(&partner)
+            .map(|pins| pins.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// Saves this owner's state (the partners' pinned bundles, the highest version seen of each record) to its key
     /// bag, sealed, if it changed since the last save. Writes save it by themselves; call it after reads whose
     /// versions should be remembered by the owner's other devices.
