@@ -2,6 +2,13 @@
 //! through the store (rewriting what is stored) or through the operator's wrapper store (answering differently
 //! from what is stored). Every `attack_*` test asserts the secure outcome: the victim refuses, and no plaintext or
 //! key reaches the attacker.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails loudly on the first broken expectation"
+)]
 
 mod common;
 
