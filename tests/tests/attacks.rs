@@ -955,3 +955,43 @@ async fn attack_owner_state_rolled_back() {
         .unwrap();
     refused(login_anchored(&c, anchor).await, ErrorKind::Rollback);
 }
+
+// ---- the server's own checks ----
+
+#[tokio::test]
+async fn attack_root_claimed_by_label() {
+    let c = cast().await;
+    let alices = create(&c.a, "alice's", &[]).await;
+    let alice_root = delegation_to_root(&c.env.entity(alices.id));
+    // Mallory builds a record whose root is Alice's delegation key, labelled with her own id on both sides: in
+    // v1 the label alone let her create it. Now only the root's access-control key proves it.
+    let mallory = c.env.register(OwnerKind::Hcp).await;
+    let m = c.env.login(&mallory).await;
+    let hers = create(&m, SECRET, &[]).await;
+    let mut forged = c.env.entity(hers.id);
+    forged.id = tessera::EntityId::generate().unwrap();
+    let root = delegation_to_root(&forged);
+    let mut delegation = forged.security_metadata.delegations.remove(&root).unwrap();
+    delegation.delegator = Some(mallory.id);
+    delegation.delegate = Some(mallory.id);
+    forged
+        .security_metadata
+        .delegations
+        .insert(alice_root, delegation);
+    let mut client = tessera_client::Client::new(c.env.url.clone());
+    client.login(&mallory.keys()).await.unwrap();
+    let refused = client.create_entities(&[forged]).await.unwrap_err();
+    assert_eq!(refused.status(), Some(403), "{refused}");
+    // And a clear label naming Mallory on Alice's record lets her see nothing.
+    tamper(&c.env, alices.id, |stored| {
+        for delegation in stored.security_metadata.delegations.values_mut() {
+            delegation.delegate = Some(mallory.id);
+        }
+    });
+    refused_not_found(client.entity(alices.id).await);
+}
+
+fn refused_not_found<T: std::fmt::Debug>(result: tessera_client::Result<T>) {
+    let error = result.unwrap_err();
+    assert_eq!(error.status(), Some(404), "{error}");
+}
