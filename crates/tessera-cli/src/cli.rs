@@ -57,6 +57,15 @@ pub(crate) struct ServeArgs {
     /// Directory of the database (created if missing).
     #[arg(long, default_value = tessera_server::serve::DEFAULT_DATA_DIR)]
     pub(crate) data_dir: PathBuf,
+    /// URL clients reach the server at (e.g. https://records.example); repeat for several. Logins signed for
+    /// another name are refused. Needed when listening on 0.0.0.0 or ::, where the Host header is trusted otherwise.
+    #[arg(
+        long = "public-url",
+        value_name = "URL",
+        env = tessera_server::serve::PUBLIC_URL_ENV,
+        value_delimiter = ','
+    )]
+    pub(crate) public_urls: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -27,6 +27,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let options = ServeOptions {
         listen: args.listen,
         data_dir: args.data_dir,
+        public_urls: args.public_urls,
     };
     let server = tessera_server::serve::start(&options).await?;
     println!(

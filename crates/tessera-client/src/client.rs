@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RANGE};
 use hyper::{Method, Request, Response};
@@ -39,6 +39,12 @@ use crate::error::{Error, Result};
 const KEYS_PER_HEADER: usize = 256;
 /// Extra attempts for idempotent requests that failed in transport.
 const RETRIES: u32 = 2;
+/// Default of [`Client::with_max_answer_bytes`]: the largest answer body read, 64 MiB.
+pub const DEFAULT_MAX_ANSWER_BYTES: usize = 64 << 20;
+/// Cap of answers whose size is small and known (a challenge, a session, a revision, an empty answer).
+const SMALL_ANSWER: usize = 64 << 10;
+/// Cap of an error answer's body (a JSON code and message); a longer one is cut, not read.
+const ERROR_ANSWER: usize = 64 << 10;
 
 /// The body of every request: whole for most, read from an [`AsyncRead`] for [`Client::put_attachment_from`].
 type RequestBody = UnsyncBoxBody<Bytes, std::io::Error>;
@@ -52,6 +58,8 @@ pub struct Client {
     token: Option<BearerToken>,
     /// Header values of the presented access-control keys (lowercase hex, comma-separated): secrets, wiped on drop.
     access_headers: Vec<SecretString>,
+    /// Largest answer body read; a larger one is [`Error::AnswerTooLarge`].
+    max_answer_bytes: usize,
 }
 
 impl std::fmt::Debug for Client {
@@ -59,6 +67,7 @@ impl std::fmt::Debug for Client {
         f.debug_struct("Client")
             .field("base", &self.base)
             .field("format", &self.format)
+            .field("max_answer_bytes", &self.max_answer_bytes)
             .field("logged_in", &self.token.is_some())
             .finish()
     }
@@ -77,7 +86,18 @@ impl Client {
             format: Format::Bincode,
             token: None,
             access_headers: Vec::new(),
+            max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
         }
+    }
+
+    /// Reads no answer body larger than `max` bytes ([`DEFAULT_MAX_ANSWER_BYTES`] unless set): a larger one,
+    /// announced or endless, fails with [`Error::AnswerTooLarge`] without being held in memory. Answers of a known
+    /// small size (a challenge, a session, a revision) have a smaller cap. Streamed attachment downloads
+    /// ([`Client::attachment_reader`]) are not bounded by it: they hold one piece at a time.
+    #[must_use]
+    pub fn with_max_answer_bytes(mut self, max: usize) -> Self {
+        self.max_answer_bytes = max;
+        self
     }
 
     /// Uses `format` for bodies.
@@ -117,36 +137,42 @@ impl Client {
     /// # Errors
     /// [`Error::Transport`] if it cannot be reached, [`Error::Status`] if it is unhealthy.
     pub async fn health(&self) -> Result<()> {
-        self.send(Method::GET, "/v1/health", None, &[])
+        self.send(Method::GET, "/v1/health", None, &[], SMALL_ANSWER)
             .await
             .map(|_| ())
     }
 
-    /// Logs in as `keys`' owner by challenge–response; later requests carry the session.
+    /// Logs in as `keys`' owner by challenge–response; later requests carry the session. The answer is signed
+    /// for the server's name as this client knows it, the normalised origin of its base URL
+    /// ([`tessera_wire::server_name`]), so that another server relaying the challenge cannot use it.
     ///
     /// # Errors
-    /// [`Error::Status`] 401 if the server does not know the owner or the bundle.
+    /// [`Error::Request`] if the base URL is not an `http`/`https` URL with a host; [`Error::Status`] 401 if the
+    /// server does not know the owner or the bundle, or has another name than the base URL's (a relay).
     pub async fn login(&mut self, keys: &OwnerKeys) -> Result<Session> {
+        let server = tessera_wire::server_name(&self.base).map_err(Error::Request)?;
         let challenge: Challenge = self
-            .call(
+            .call_capped(
                 Method::POST,
                 "/v1/auth/challenge",
                 Some(&ChallengeRequest {
                     owner: keys.owner(),
                 }),
+                SMALL_ANSWER,
             )
             .await?;
         let signature = keys
-            .sign_login_challenge(&challenge.challenge)
+            .sign_login_challenge(&server, &challenge.challenge)
             .map_err(|e| Error::Request(e.to_string()))?;
         let login = LoginRequest {
             owner: keys.owner(),
             challenge: challenge.challenge,
             fingerprint: keys.fingerprint(),
+            server,
             signature,
         };
         let session: Session = self
-            .call(Method::POST, "/v1/auth/login", Some(&login))
+            .call_capped(Method::POST, "/v1/auth/login", Some(&login), SMALL_ANSWER)
             .await?;
         self.token = Some(session.token.clone());
         Ok(session)
@@ -184,6 +210,7 @@ impl Client {
                 "/v1/owners",
                 Some(Bytes::from(body)),
                 &[(AUTHORIZATION.as_str(), format!("Admin {admin_token}"))],
+                SMALL_ANSWER,
             )
             .await?;
         self.decode(&bytes)
@@ -194,7 +221,8 @@ impl Client {
     /// # Errors
     /// [`Error::Status`] 403 if `owner.parent` is not the logged-in owner.
     pub async fn register_owner(&self, owner: &Owner) -> Result<Written> {
-        self.call(Method::POST, "/v1/owners", Some(owner)).await
+        self.call_capped(Method::POST, "/v1/owners", Some(owner), SMALL_ANSWER)
+            .await
     }
 
     /// An owner's public record.
@@ -211,10 +239,11 @@ impl Client {
     /// # Errors
     /// [`Error::Status`] 409 on a stale revision.
     pub async fn update_owner(&self, owner: &Owner, expected_rev: u64) -> Result<Written> {
-        self.call(
+        self.call_capped(
             Method::PUT,
             &format!("/v1/owners/{}?rev={expected_rev}", owner.id),
             Some(owner),
+            SMALL_ANSWER,
         )
         .await
     }
@@ -224,7 +253,7 @@ impl Client {
     /// # Errors
     /// [`Error::Status`] 400 if its signature does not verify against the stored bundle.
     pub async fn put_exchange_data(&self, data: &ExchangeData) -> Result<Written> {
-        self.call(Method::POST, "/v1/exchange-data", Some(data))
+        self.call_capped(Method::POST, "/v1/exchange-data", Some(data), SMALL_ANSWER)
             .await
     }
 
@@ -251,10 +280,11 @@ impl Client {
     /// # Errors
     /// [`Error::Status`] 400 if anything but wraps changed, 409 on a stale revision.
     pub async fn add_wraps(&self, data: &ExchangeData, expected_rev: u64) -> Result<Written> {
-        self.call(
+        self.call_capped(
             Method::PUT,
             &format!("/v1/exchange-data/{}?rev={expected_rev}", data.id()),
             Some(data),
+            SMALL_ANSWER,
         )
         .await
     }
@@ -359,10 +389,11 @@ impl Client {
             expected_rev,
         };
         let written: Written = self
-            .call(
+            .call_capped(
                 Method::PUT,
                 &format!("/v1/entities/{}{suffix}", entity.id),
                 Some(&body),
+                SMALL_ANSWER,
             )
             .await?;
         Ok(written.rev)
@@ -378,6 +409,7 @@ impl Client {
             &format!("/v1/entities/{id}?rev={expected_rev}"),
             None,
             &[],
+            SMALL_ANSWER,
         )
         .await
         .map(|_| ())
@@ -451,6 +483,7 @@ impl Client {
             &attachment_path(entity, attachment),
             Some(Bytes::from(sealed)),
             &[(CONTENT_TYPE.as_str(), OCTET_STREAM.to_owned())],
+            SMALL_ANSWER,
         )
         .await
         .map(|_| ())
@@ -487,7 +520,9 @@ impl Client {
             .request(request)
             .await
             .map_err(|e| Error::Transport(e.to_string()))?;
-        answer(response).await.map(|_| ())
+        answer(response, SMALL_ANSWER.min(self.max_answer_bytes))
+            .await
+            .map(|_| ())
     }
 
     /// Downloads an attachment's sealed stream, or the byte range `range` of it (for segment reads).
@@ -506,6 +541,7 @@ impl Client {
                 &attachment_path(entity, attachment),
                 None,
                 &range_header(range),
+                self.max_answer_bytes,
             )
             .await?;
         Ok(bytes.to_vec())
@@ -589,11 +625,23 @@ impl Client {
 
     // ---- plumbing ----
 
+    /// Sends `body` and decodes the answer, read up to [`Client::with_max_answer_bytes`].
     async fn call<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         body: Option<&B>,
+    ) -> Result<T> {
+        self.call_capped(method, path, body, usize::MAX).await
+    }
+
+    /// As [`Client::call`], reading at most `cap` bytes of the answer (or the client's limit if smaller).
+    async fn call_capped<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        cap: usize,
     ) -> Result<T> {
         let bytes = match body {
             Some(body) => Some(Bytes::from(
@@ -601,28 +649,35 @@ impl Client {
             )),
             None => None,
         };
-        let answer = self.send(method, path, bytes, &[]).await?;
+        let answer = self.send(method, path, bytes, &[], cap).await?;
         self.decode(&answer)
     }
 
+    /// Sends `body` to a route that answers nothing (or nothing needed): the answer is read up to a small cap.
     async fn send_body<B: Serialize>(&self, method: Method, path: &str, body: &B) -> Result<Bytes> {
         let bytes = Bytes::from(self.format.encode(body).map_err(Error::Request)?);
-        self.send(method, path, Some(bytes), &[]).await
+        self.send(method, path, Some(bytes), &[], SMALL_ANSWER)
+            .await
     }
 
+    /// Decodes an answer: bincode may read no more than the bytes received and no trailing byte is left.
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
-        self.format.decode(bytes, u64::MAX).map_err(Error::Decode)
+        let limit = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+        self.format.decode(bytes, limit).map_err(Error::Decode)
     }
 
-    /// Sends a request and collects the answer; retries idempotent methods whose connection failed.
+    /// Sends a request and collects the answer, reading at most `cap` bytes of it (or the client's limit if
+    /// smaller); retries idempotent methods whose connection failed.
     async fn send(
         &self,
         method: Method,
         path: &str,
         body: Option<Bytes>,
         headers: &[(&str, String)],
+        cap: usize,
     ) -> Result<Bytes> {
-        answer(self.request(method, path, body, headers).await?).await
+        let response = self.request(method, path, body, headers).await?;
+        answer(response, cap.min(self.max_answer_bytes)).await
     }
 
     /// Sends a request and returns the answer with its body unread; retries idempotent methods whose connection
@@ -714,36 +769,50 @@ fn range_header(range: Option<Range<u64>>) -> Vec<(&'static str, String)> {
         .collect()
 }
 
-/// The body of a successful answer, or the error an unsuccessful one reports.
-async fn answer(response: Response<Incoming>) -> Result<Bytes> {
-    successful(response)
+/// The body of a successful answer, read up to `limit` bytes, or the error an unsuccessful one reports.
+async fn answer(response: Response<Incoming>, limit: usize) -> Result<Bytes> {
+    read_limited(successful(response).await?, limit)
         .await?
-        .into_body()
-        .collect()
-        .await
-        .map(http_body_util::Collected::to_bytes)
-        .map_err(|e| Error::Transport(e.to_string()))
+        .ok_or(Error::AnswerTooLarge { limit })
 }
 
-/// A successful answer with its body unread, or the error an unsuccessful one reports (its small body read).
+/// The body of `response` if it has at most `limit` bytes, `None` if it has more: refused before reading when
+/// its announced length says so, else as soon as more arrived, so that memory stays bounded by `limit`.
+async fn read_limited(response: Response<Incoming>, limit: usize) -> Result<Option<Bytes>> {
+    let announced = response
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if announced.is_some_and(|len| len > u64::try_from(limit).unwrap_or(u64::MAX)) {
+        return Ok(None);
+    }
+    match Limited::new(response.into_body(), limit).collect().await {
+        Ok(collected) => Ok(Some(collected.to_bytes())),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Ok(None),
+        Err(error) => Err(Error::Transport(error.to_string())),
+    }
+}
+
+/// A successful answer with its body unread, or the error an unsuccessful one reports (its body read up to
+/// [`ERROR_ANSWER`] bytes).
 async fn successful(response: Response<Incoming>) -> Result<Response<Incoming>> {
     let status = response.status();
     if status.is_success() {
         return Ok(response);
     }
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| Error::Transport(e.to_string()))?
-        .to_bytes();
-    let body: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
+    let bytes = read_limited(response, ERROR_ANSWER).await?;
+    let body: Option<ErrorBody> = bytes
+        .as_ref()
+        .and_then(|bytes| serde_json::from_slice(bytes).ok());
+    let message = match (body.as_ref(), bytes) {
+        (Some(body), _) => body.message.clone(),
+        (None, Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+        (None, None) => format!("(an error body of more than {ERROR_ANSWER} bytes, not read)"),
+    };
     Err(Error::Status {
         status: status.as_u16(),
         code: body.as_ref().map_or(ErrorCode::Unknown, |b| b.error),
-        message: body.map_or_else(
-            || String::from_utf8_lossy(&bytes).into_owned(),
-            |b| b.message,
-        ),
+        message,
     })
 }

@@ -20,6 +20,16 @@ pub enum Error {
     /// The request could not be sent or the answer not received.
     #[error("transport failed: {0}")]
     Transport(String),
+    /// The answer's body is larger than the client reads ([`Client::with_max_answer_bytes`](crate::Client::with_max_answer_bytes),
+    /// or a smaller cap for answers of a known small size); it was not read.
+    #[error(
+        "the server's answer exceeds {limit} bytes; it was not read. If the server is trusted to send more, \
+         raise the limit with Client::with_max_answer_bytes"
+    )]
+    AnswerTooLarge {
+        /// The limit it exceeds.
+        limit: usize,
+    },
     /// The answer did not decode.
     #[error("malformed answer: {0}")]
     Decode(String),

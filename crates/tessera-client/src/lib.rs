@@ -5,7 +5,7 @@ mod client;
 mod error;
 
 pub use crate::body::AttachmentReader;
-pub use crate::client::Client;
+pub use crate::client::{Client, DEFAULT_MAX_ANSWER_BYTES};
 pub use crate::error::{Error, Result};
 pub use tessera_wire::Format;
 

@@ -17,7 +17,7 @@ pub(crate) const LABEL_SELF: &str = "tessera/v1/self";
 pub(crate) const LABEL_BAG_ID: &str = "tessera/v1/bag-id";
 const TAG_BUNDLE: &str = "tessera/v1/key-bundle";
 const TAG_BUNDLE_CHAIN: &str = "tessera/v1/key-bundle-chain";
-const TAG_LOGIN: &str = "tessera/v1/login";
+const TAG_LOGIN: &str = "tessera/v2/login";
 
 /// What kind of data owner an id belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -164,13 +164,16 @@ impl OwnerKeys {
     }
 
     /// Answers a server's login challenge: an Ed25519 signature over
-    /// `"tessera/v1/login" ‖ 0x00 ‖ owner id ‖ var(challenge)` (docs/formats.md), so it cannot be replayed elsewhere.
+    /// `"tessera/v2/login" ‖ 0x00 ‖ version ‖ owner id ‖ var(server) ‖ var(challenge)` (docs/formats.md), so it
+    /// cannot be replayed elsewhere, nor relayed to another server: `server` is the name the client knows the
+    /// server by (the normalised origin of its base URL, `tessera_wire::server_name`), never one the server sent.
     ///
     /// # Errors
-    /// [`Error::Malformed`] if the challenge is longer than 4 GiB.
-    pub fn sign_login_challenge(&self, challenge: &[u8]) -> Result<SignatureBytes> {
+    /// [`Error::Malformed`] if the server name or the challenge is longer than 4 GiB.
+    pub fn sign_login_challenge(&self, server: &str, challenge: &[u8]) -> Result<SignatureBytes> {
         Ok(SignatureBytes(
-            self.sign(&login_message(self.owner, challenge)?).to_bytes(),
+            self.sign(&login_message(self.owner, server, challenge)?)
+                .to_bytes(),
         ))
     }
 
@@ -347,13 +350,19 @@ impl KeyBundle {
             .verify(&self.canonical_bytes()?, &self.self_signature)?)
     }
 
-    /// Checks an answer to a login challenge made with this bundle's key for its owner.
+    /// Checks an answer to a login challenge made with this bundle's key for its owner, addressed to the
+    /// server named `server` (one of the verifying server's own names).
     ///
     /// # Errors
-    /// [`Error::Crypto`] if the signature does not verify.
-    pub fn verify_login(&self, challenge: &[u8], signature: &SignatureBytes) -> Result<()> {
+    /// [`Error::Crypto`] if the signature does not verify (a wrong key, challenge or server name).
+    pub fn verify_login(
+        &self,
+        server: &str,
+        challenge: &[u8],
+        signature: &SignatureBytes,
+    ) -> Result<()> {
         self.ed25519.verify(
-            &login_message(self.owner, challenge)?,
+            &login_message(self.owner, server, challenge)?,
             &Signature::from(signature.0),
         )?;
         Ok(())
@@ -406,9 +415,12 @@ impl KeyBundle {
     }
 }
 
-fn login_message(owner: OwnerId, challenge: &[u8]) -> Result<Vec<u8>> {
+/// `"tessera/v2/login" ‖ 0x00 ‖ version ‖ owner id ‖ var(server) ‖ var(challenge)`.
+fn login_message(owner: OwnerId, server: &str, challenge: &[u8]) -> Result<Vec<u8>> {
     Ok(Writer::new(TAG_LOGIN)
+        .u8(FormatVersion::V2.get())
         .fixed(owner.as_bytes())
+        .var(server.as_bytes())?
         .var(challenge)?
         .finish())
 }

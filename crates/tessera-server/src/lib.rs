@@ -5,6 +5,7 @@ mod commit;
 mod error;
 mod http;
 mod metrics;
+mod names;
 mod routes;
 pub mod serve;
 mod server;

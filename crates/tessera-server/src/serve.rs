@@ -11,6 +11,8 @@ use crate::server::{Server, ServerConfig};
 
 /// Environment variable holding the administrator token.
 pub const ADMIN_TOKEN_ENV: &str = "TESSERA_ADMIN_TOKEN";
+/// Environment variable holding the URLs clients reach the server at (comma-separated), as `--public-url`.
+pub const PUBLIC_URL_ENV: &str = "TESSERA_PUBLIC_URL";
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "./tessera-data";
 /// File name of the redb database inside the data directory.
@@ -23,6 +25,9 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// Directory holding the database (created if missing).
     pub data_dir: PathBuf,
+    /// URLs clients reach the server at; logins signed for other names are refused
+    /// ([`ServerConfig::public_urls`]).
+    pub public_urls: Vec<String>,
 }
 
 /// Why the server could not start.
@@ -40,6 +45,9 @@ pub enum ServeError {
         /// What failed.
         reason: String,
     },
+    /// A public URL is not a server URL.
+    #[error("{0}")]
+    PublicUrl(String),
     /// The address could not be bound.
     #[error("cannot listen on {0}")]
     Bind(SocketAddr, #[source] std::io::Error),
@@ -61,7 +69,12 @@ pub async fn start(options: &ServeOptions) -> Result<Server, ServeError> {
     std::fs::create_dir_all(&options.data_dir).map_err(|e| database_error(e.to_string()))?;
     let store = RedbStore::open(options.data_dir.join(DATABASE_FILE))
         .map_err(|e| database_error(e.to_string()))?;
-    Server::start(ServerConfig::new(options.listen, token), Arc::new(store))
+    let mut config = ServerConfig::new(options.listen, token);
+    config.public_urls.clone_from(&options.public_urls);
+    Server::start(config, Arc::new(store))
         .await
-        .map_err(|e| ServeError::Bind(options.listen, e))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidInput => ServeError::PublicUrl(e.to_string()),
+            _ => ServeError::Bind(options.listen, e),
+        })
 }

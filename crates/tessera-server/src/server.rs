@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use crate::auth::Sessions;
 use crate::commit::Committer;
 use crate::metrics::Metrics;
+use crate::names::ServerNames;
 use crate::routes::{self, Uploads};
 
 /// Limits the server enforces; each answers a clear 4xx and changes nothing.
@@ -58,6 +59,11 @@ pub struct ServerConfig {
     pub admin_token: String,
     /// Limits.
     pub limits: Limits,
+    /// URLs clients reach this server at (`https://records.example`): a login is accepted only if the client
+    /// signed one of these names, or, when listening on a specific address, `http://<ip>:<port>` (and
+    /// `http://localhost:<port>` for loopback). Without any (listening on 0.0.0.0 or ::), the request's `Host`
+    /// is trusted, which lets a relay forward logins; a warning says so at start.
+    pub public_urls: Vec<String>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -66,6 +72,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("listen", &self.listen)
             .field("admin_token", &"[redacted]")
             .field("limits", &self.limits)
+            .field("public_urls", &self.public_urls)
             .finish()
     }
 }
@@ -77,7 +84,15 @@ impl ServerConfig {
             listen,
             admin_token: admin_token.into(),
             limits: Limits::default(),
+            public_urls: Vec::new(),
         }
+    }
+
+    /// Adds a URL clients reach this server at (see [`ServerConfig::public_urls`]).
+    #[must_use]
+    pub fn with_public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_urls.push(url.into());
+        self
     }
 }
 
@@ -90,6 +105,8 @@ pub(crate) struct State {
     pub(crate) limits: Limits,
     /// Attachments with an upload in progress.
     pub(crate) uploads: Uploads,
+    /// The names logins must be addressed to.
+    pub(crate) names: ServerNames,
     admin_token_hash: [u8; 32],
 }
 
@@ -115,10 +132,23 @@ impl Server {
     /// Binds `config.listen` and starts serving `store` on the current tokio runtime.
     ///
     /// # Errors
-    /// If the address cannot be bound.
+    /// If the address cannot be bound, or a public URL is not a server URL ([`std::io::ErrorKind::InvalidInput`]).
     pub async fn start(config: ServerConfig, store: Arc<dyn Store>) -> std::io::Result<Self> {
+        // Checked before binding, so that a bad URL is reported as such.
+        ServerNames::new(&config.public_urls, config.listen)
+            .map_err(|reason| std::io::Error::new(std::io::ErrorKind::InvalidInput, reason))?;
         let listener = TcpListener::bind(config.listen).await?;
         let local_addr = listener.local_addr()?;
+        let names = ServerNames::new(&config.public_urls, local_addr)
+            .map_err(|reason| std::io::Error::new(std::io::ErrorKind::InvalidInput, reason))?;
+        if names.falls_back_to_host() {
+            tracing::warn!(
+                %local_addr,
+                "listening on an unspecified address with no public URL: logins are checked against the \
+                 request's Host header, so a relay can forward a client's login here; give the URL clients \
+                 use with --public-url (or TESSERA_PUBLIC_URL)"
+            );
+        }
         let state = Arc::new(State {
             committer: Committer::start(Arc::clone(&store))?,
             store,
@@ -127,6 +157,7 @@ impl Server {
             admin_token_hash: tessera_primitives::sha256(config.admin_token.as_bytes()),
             limits: config.limits,
             uploads: Uploads::default(),
+            names,
         });
         let (shutdown, signal) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, state, signal));

@@ -159,11 +159,13 @@ async fn login_is_a_single_use_challenge_signed_by_a_stored_bundle() {
             .unwrap()
         }
     };
+    let name = tessera_wire::server_name(&server.base).unwrap();
     let signed = |who: Who, by: &OwnerKeys, challenge: [u8; 32]| LoginRequest {
         owner: who.id(),
         challenge,
         fingerprint: by.fingerprint(),
-        signature: by.sign_login_challenge(&challenge).unwrap(),
+        server: name.clone(),
+        signature: by.sign_login_challenge(&name, &challenge).unwrap(),
     };
 
     // A good answer opens a session; the same challenge cannot be used twice.

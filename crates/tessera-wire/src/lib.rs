@@ -63,11 +63,13 @@ impl Format {
         }
     }
 
-    /// Decodes `bytes`, refusing trailing bytes and (for bincode) any length prefix above `limit`.
+    /// Decodes `bytes`, refusing trailing bytes and (for bincode) reading more than `limit` bytes or than
+    /// `bytes` holds, whichever is less: no length prefix can make it allocate more than the body's size.
     ///
     /// # Errors
     /// A description of what is malformed.
     pub fn decode<T: DeserializeOwned>(self, bytes: &[u8], limit: u64) -> Result<T, String> {
+        let limit = limit.min(u64::try_from(bytes.len()).unwrap_or(u64::MAX));
         match self {
             Self::Bincode => bincode_options(limit)
                 .deserialize(bytes)
@@ -236,8 +238,85 @@ pub struct LoginRequest {
     pub challenge: [u8; 32],
     /// Fingerprint of the bundle whose key signed.
     pub fingerprint: Fingerprint,
-    /// `OwnerKeys::sign_login_challenge(challenge)`.
+    /// The name the client knows the server by and signed ([`server_name`] of its base URL): the server
+    /// accepts it only if it is one of its own names, then verifies the signature over it.
+    pub server: String,
+    /// `OwnerKeys::sign_login_challenge(server, challenge)`.
     pub signature: SignatureBytes,
+}
+
+/// Longest server name accepted (a DNS name is at most 253 bytes; scheme and port add a few).
+pub const MAX_SERVER_NAME: usize = 300;
+
+/// The name a login is bound to: the normalised origin of `url`, `scheme://host:port` with the scheme and host in
+/// lowercase and the port always explicit (80 for `http`, 443 for `https` when absent); a path, query or fragment
+/// is dropped. `http://Records.Example/v1` and `http://records.example:80` have the same name.
+///
+/// # Errors
+/// A message saying what is wrong if `url` is not an `http` or `https` URL with a host (user information in
+/// it is refused too, since it would hide the real host).
+pub fn server_name(url: &str) -> Result<String, String> {
+    let bad = |what: &str| {
+        format!(
+            "{url:?} is not a server URL ({what}); give one like https://records.example or http://127.0.0.1:8080"
+        )
+    };
+    let (scheme, rest) = url
+        .trim()
+        .split_once("://")
+        .ok_or_else(|| bad("no scheme"))?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return Err(bad("the scheme is neither http nor https")),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(bad("user information is not allowed"));
+    }
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let (host, after) = bracketed
+            .split_once(']')
+            .ok_or_else(|| bad("an unclosed IPv6 bracket"))?;
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(bad("an invalid IPv6 address"));
+        }
+        let port = match after {
+            "" => None,
+            _ => Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or_else(|| bad("junk after the host"))?,
+            ),
+        };
+        (format!("[{}]", host.to_ascii_lowercase()), port)
+    } else {
+        match authority.split_once(':') {
+            Some((host, port)) => (host.to_ascii_lowercase(), Some(port)),
+            None => (authority.to_ascii_lowercase(), None),
+        }
+    };
+    let valid_host = !host.is_empty()
+        && (host.starts_with('[')
+            || host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_'));
+    if !valid_host {
+        return Err(bad("a missing or invalid host"));
+    }
+    let port: u16 = match port {
+        None => default_port,
+        Some(port) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            port.parse().map_err(|_| bad("a port above 65535"))?
+        }
+        Some(_) => return Err(bad("an invalid port")),
+    };
+    let name = format!("{scheme}://{host}:{port}");
+    if name.len() > MAX_SERVER_NAME {
+        return Err(bad("a host name that is too long"));
+    }
+    Ok(name)
 }
 
 /// A session: a bearer token valid until `expires`. No `PartialEq`: it holds a secret.
@@ -424,6 +503,56 @@ pub struct RecoveryBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_names_are_normalised_origins() {
+        for (url, name) in [
+            ("https://records.example", "https://records.example:443"),
+            ("HTTPS://Records.Example/", "https://records.example:443"),
+            (
+                "https://records.example:443/v1?x#y",
+                "https://records.example:443",
+            ),
+            ("http://records.example", "http://records.example:80"),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+            ("http://localhost:8080/", "http://localhost:8080"),
+            ("http://[::1]:8080", "http://[::1]:8080"),
+            ("http://[FE80::1]", "http://[fe80::1]:80"),
+        ] {
+            assert_eq!(server_name(url).as_deref(), Ok(name), "{url}");
+        }
+        for url in [
+            "records.example",
+            "ftp://records.example",
+            "https://",
+            "https://:443",
+            "https://user@records.example",
+            "https://records.example:",
+            "https://records.example:99999",
+            "https://records.example:+80",
+            "https://[::1",
+            "https://[nope]:80",
+            "https://[::1]x",
+            "https://rec ords.example",
+        ] {
+            let error = server_name(url).unwrap_err();
+            assert!(error.contains("give one like"), "{url}: {error}");
+        }
+    }
+
+    #[test]
+    fn bincode_never_reads_past_the_body() {
+        // A length prefix claiming 2^40 bytes in a 9-byte body: refused by the limit, whatever the caller's.
+        let mut hostile = vec![0xfd];
+        hostile.extend_from_slice(&(1u64 << 40).to_le_bytes());
+        let answer: Result<Vec<u8>, _> = Format::Bincode.decode(&hostile, u64::MAX);
+        assert!(answer.is_err());
+        // Trailing bytes are refused.
+        let mut body = Format::Bincode.encode(&7u32).unwrap();
+        assert_eq!(Format::Bincode.decode::<u32>(&body, u64::MAX), Ok(7));
+        body.push(0);
+        assert!(Format::Bincode.decode::<u32>(&body, u64::MAX).is_err());
+    }
 
     #[test]
     fn secrets_print_redacted_and_keep_their_bytes() {

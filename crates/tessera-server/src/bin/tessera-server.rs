@@ -1,8 +1,9 @@
 //! `tessera-server [LISTEN] [DATA_DIR]`: runs the server until Ctrl-C (the `tessera` CLI's `serve` wraps the same code).
+//! The URLs clients reach it at come from `TESSERA_PUBLIC_URL` (comma-separated).
 
 use std::process::ExitCode;
 
-use tessera_server::serve::{DEFAULT_DATA_DIR, ServeOptions, start};
+use tessera_server::serve::{DEFAULT_DATA_DIR, PUBLIC_URL_ENV, ServeOptions, start};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -21,6 +22,13 @@ async fn main() -> ExitCode {
     let options = ServeOptions {
         listen,
         data_dir: data_dir.into(),
+        public_urls: std::env::var(PUBLIC_URL_ENV)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(str::to_owned)
+            .collect(),
     };
     let server = match start(&options).await {
         Ok(server) => server,

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
+use hyper::header::HOST;
 use hyper::{Request, StatusCode};
 use tessera_wire::{
     AccessKeys, BearerToken, Challenge, ChallengeRequest, ErrorCode, LoginRequest, Session,
@@ -40,9 +41,40 @@ pub(super) async fn login(
     request: Request<Incoming>,
 ) -> Result<Resp, ApiError> {
     let accept = http::accepted(request.headers());
+    // The name the request was sent to, for a server that has no name of its own (see `ServerNames`).
+    let host = request
+        .uri()
+        .authority()
+        .map(|authority| authority.as_str().to_owned())
+        .or_else(|| {
+            request
+                .headers()
+                .get(HOST)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        });
     let login: LoginRequest = body(state, request).await?;
     if !state.sessions.take_challenge(login.owner, &login.challenge) {
         return Err(ApiError::unauthorized());
+    }
+    // A login signed for another name was relayed, or the client reached this server by a name it was not
+    // told: refused before any signature is checked.
+    if !state.names.accepts(&login.server, host.as_deref()) {
+        tracing::info!("login refused: signed for another server name");
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            format!(
+                "the login was signed for a server named {:?}, not this server; log in with the base URL \
+                 this server is reached at (scheme://host:port, e.g. {}), or configure that URL on the server \
+                 with --public-url",
+                login
+                    .server
+                    .chars()
+                    .take(tessera_wire::MAX_SERVER_NAME)
+                    .collect::<String>(),
+                state.names.expected()
+            ),
+        ));
     }
     let owner_id = login.owner;
     let owner = blocking(state, move |store| Ok(store.get_owner(owner_id)?)).await?;
@@ -54,7 +86,7 @@ pub(super) async fn login(
             .find(|bundle| bundle.fingerprint() == login.fingerprint)
             .is_some_and(|bundle| {
                 bundle
-                    .verify_login(&login.challenge, &login.signature)
+                    .verify_login(&login.server, &login.challenge, &login.signature)
                     .is_ok()
             })
     });
