@@ -20,7 +20,7 @@ pub mod test_utils;
 pub mod vectors;
 
 pub use crate::error::{Error, Result};
-pub use crate::exchange::{ExchangeData, ExchangeSecret, WrappedSecret};
+pub use crate::exchange::{ExchangeData, ExchangeSecret, SignedWrap, WrappedSecret};
 pub use crate::id::{
     ACCESS_CONTROL_KEY_LEN, AccessControlKey, DelegationKey, EntityType, ExchangeDataId,
     Fingerprint, FormatVersion, KeyBagEntryId, OwnerId, Uuid,
@@ -40,6 +40,7 @@ const _: () = {
     assert_send_sync::<TrustedBundle>();
     assert_send_sync::<ExchangeData>();
     assert_send_sync::<ExchangeSecret>();
+    assert_send_sync::<SignedWrap>();
     assert_send_sync::<KeyBag>();
     assert_send_sync::<KeyBagEntry>();
     assert_send_sync::<Tofu>();
