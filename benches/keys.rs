@@ -76,7 +76,7 @@ fn exchange_data(c: &mut Criterion) {
             ExchangeData::create(&delegator[0], delegate[0].owner(), &recipients, CREATED).unwrap();
         group.bench_function(BenchmarkId::new("open-cold-rsa", &label), |b| {
             b.iter(|| {
-                data.open(&delegate[0], black_box(&delegator_bundles[0]))
+                data.open(&delegate[0], black_box(&[&delegator_bundles[0]]))
                     .unwrap()
             })
         });

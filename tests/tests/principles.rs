@@ -641,7 +641,7 @@ async fn p4_other_owner_cannot_decrypt() {
             .unwrap()
             .value;
         let signer = trust_all.trust(signer_record.bundles[0].clone()).unwrap();
-        assert!(data.open(&mallory_keys, &signer).is_err());
+        assert!(data.open(&mallory_keys, &[&signer]).is_err());
         // Each is wrapped only for keys of its two parties.
         let parties = [data.delegator(), data.delegate()];
         for fingerprint in data.wrapped_for() {

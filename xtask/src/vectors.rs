@@ -44,7 +44,7 @@ pub(crate) fn run(root: &Path, force: bool) -> Result<()> {
         &[&delegate_bundle],
         1_700_001_000,
     )?;
-    let opened = exchange_data.open(&delegate, &delegator_bundle)?;
+    let opened = exchange_data.open(&delegate, &[&delegator_bundle])?;
     let file = VectorFile {
         provenance:
             "generated once by `cargo xtask vectors` from the fixture keys of tessera-primitives; \

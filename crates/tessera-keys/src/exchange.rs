@@ -19,6 +19,7 @@ use crate::trust::TrustedBundle;
 
 const TAG_EXCHANGE_DATA: &str = "tessera/v1/exchange-data";
 const TAG_COMMIT: &[u8] = b"tessera/v1/commit\0";
+const TAG_WRAP: &str = "tessera/v2/wrap";
 pub(crate) const LABEL_EXCHANGE_KEY: &str = "tessera/v1/exchange-key";
 pub(crate) const LABEL_ACCESS: &str = "tessera/v1/access";
 pub(crate) const LABEL_ACK: &str = "tessera/v1/ack";
@@ -28,8 +29,29 @@ pub(crate) const LABEL_ACK: &str = "tessera/v1/ack";
 #[serde(transparent)]
 pub struct WrappedSecret(#[serde(with = "var_bytes")] pub Vec<u8>);
 
+/// One wrap of an exchange secret, signed by the party (delegator or delegate) that made it.
+///
+/// The signature is Ed25519 by the signer's derived signing key over
+/// `"tessera/v2/wrap" ‖ 0x00 ‖ version ‖ exchange data id ‖ delegator ‖ delegate ‖ commitment ‖ recipient fingerprint
+/// ‖ signer fingerprint ‖ var(wrap bytes)` (docs/formats.md), so a wrap cannot be altered, made by anybody else,
+/// or moved to another key or other exchange data without the signature failing.
+///
+/// # Security
+/// [`ExchangeData::open`] verifies this signature against a trusted bundle of a party before the private key
+/// sees the ciphertext: no ciphertext chosen by the server reaches RSA decryption.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedWrap {
+    /// The wrapped secret.
+    pub wrapped: WrappedSecret,
+    /// Fingerprint of the party bundle that signed the wrap.
+    pub signer: Fingerprint,
+    /// The signer's Ed25519 signature over the wrap's canonical bytes.
+    pub signature: SignatureBytes,
+}
+
 /// Exchange data, public and stored on the server: who shares with whom, the commitment to the secret,
-/// the delegator's signature, and the secret wrapped once per trusted key of both parties.
+/// the delegator's signature, and the secret wrapped once per trusted key of both parties, each wrap signed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExchangeData {
@@ -42,12 +64,12 @@ pub struct ExchangeData {
     commitment: [u8; 32],
     signer: Fingerprint,
     signature: SignatureBytes,
-    wrapped: BTreeMap<Fingerprint, WrappedSecret>,
+    wrapped: BTreeMap<Fingerprint, SignedWrap>,
 }
 
 impl ExchangeData {
     /// Creates exchange data from `delegator` to `delegate` with a fresh secret, wrapped for the delegator's own key
-    /// and for every bundle in `recipients` (trusted keys of either party), and signs it.
+    /// and for every bundle in `recipients` (trusted keys of either party), and signs it and every wrap.
     ///
     /// # Errors
     /// [`Error::WrongOwner`] if a recipient belongs to neither party; [`Error::Malformed`] if no recipient belongs
@@ -88,9 +110,10 @@ impl ExchangeData {
         };
         data.signature = SignatureBytes(delegator.sign(&data.canonical_bytes()).to_bytes());
         let own_key = delegator.rsa_private_key().public_key();
-        data.insert_wrap(&secret, delegator.fingerprint(), &own_key)?;
+        data.insert_wrap(delegator, &secret, delegator.fingerprint(), &own_key)?;
         for recipient in recipients {
             data.insert_wrap(
+                delegator,
                 &secret,
                 recipient.fingerprint(),
                 recipient.bundle().rsa_public_key(),
@@ -125,8 +148,8 @@ impl ExchangeData {
         self.signer
     }
 
-    /// The wrap for the key with `fingerprint`, if any.
-    pub fn wrap(&self, fingerprint: &Fingerprint) -> Option<&WrappedSecret> {
+    /// The signed wrap for the key with `fingerprint`, if any (not verified: see [`ExchangeData::open`]).
+    pub fn wrap(&self, fingerprint: &Fingerprint) -> Option<&SignedWrap> {
         self.wrapped.get(fingerprint)
     }
 
@@ -135,7 +158,8 @@ impl ExchangeData {
         self.wrapped.keys().copied()
     }
 
-    /// The canonical bytes the delegator signs (docs/formats.md); the wraps are not part of them.
+    /// The canonical bytes the delegator signs (docs/formats.md); the wraps are not part of them, each wrap carries
+    /// its own signature (see [`SignedWrap`]).
     pub fn canonical_bytes(&self) -> Vec<u8> {
         Writer::new(TAG_EXCHANGE_DATA)
             .u8(self.version.get())
@@ -170,24 +194,47 @@ impl ExchangeData {
             .verify(&self.canonical_bytes(), &Signature::from(self.signature.0))?)
     }
 
-    /// Verifies the signature first, then unwraps the secret with `key` and checks it against the commitment.
+    /// Verifies the exchange data and the wrap for `key`, and only then unwraps the secret with `key` and checks it
+    /// against the commitment.
+    ///
+    /// `parties` are the bundles of the delegator and of the delegate that the caller trusts (through its
+    /// [`TrustPolicy`](crate::TrustPolicy)); their order does not matter. One slice rather than a `signer` argument
+    /// plus a slice, because both checks pick their bundle by the fingerprint the data names: the exchange data's
+    /// `signer` must be a delegator bundle among them, and each wrap's `signer` a bundle of either party among them
+    /// (a wrap added later by the delegate with [`ExchangeData::add_wrap`] is signed by the delegate). A caller
+    /// passes every bundle it trusts for the two parties and need not know which key signed what.
+    ///
+    /// Order: (1) every bundle in `parties` belongs to the delegator or the delegate; (2) the delegator's
+    /// signature over [`ExchangeData::canonical_bytes`] verifies with the delegator bundle named by `signer`;
+    /// (3) the wrap for `key`'s fingerprint exists; (4) that wrap's signature verifies with the party bundle
+    /// named by the wrap's `signer`; (5) only then `key.unwrap_key`; (6) the secret matches the commitment.
     ///
     /// # Security
-    /// The private key is used only after the signature verified (verify-then-decrypt), so a forged exchange
-    /// data never reaches it; a forged wrap is caught by the commitment.
+    /// Verify-then-decrypt for every byte the private key sees: a forged exchange data, and a wrap that is altered,
+    /// unsigned, signed by anybody but a trusted key of a party, or moved from another key or exchange data, never
+    /// reaches `unwrap_key` (`crates/tessera-keys/tests/signed_wraps.rs`). The commitment
+    /// still catches a wrap of another secret signed by a party.
     ///
     /// # Errors
-    /// As [`ExchangeData::verify`]; [`Error::NoWrapForKey`] if nothing is wrapped for `key`;
-    /// [`Error::Crypto`] if the wrap does not unwrap or does not match the commitment.
-    pub fn open(&self, key: &impl UnwrapKey, signer: &TrustedBundle) -> Result<ExchangeSecret> {
+    /// [`Error::WrongOwner`] if a bundle of `parties` belongs to neither party; [`Error::Crypto`] if no delegator
+    /// bundle of `parties` is the named signer, or the exchange data's signature does not verify;
+    /// [`Error::NoWrapForKey`] if nothing is wrapped for `key`; [`Error::Crypto`] if the wrap's signer is not among
+    /// `parties`, its signature does not verify, it does not unwrap or it does not match the commitment.
+    pub fn open(&self, key: &impl UnwrapKey, parties: &[&TrustedBundle]) -> Result<ExchangeSecret> {
+        self.check_parties(parties)?;
+        let signer = parties
+            .iter()
+            .find(|bundle| bundle.owner() == self.delegator && bundle.fingerprint() == self.signer)
+            .ok_or(Error::Crypto)?;
         self.verify(signer)?;
         let fingerprint = key.fingerprint();
-        let wrapped = self
+        let wrap = self
             .wrapped
             .get(&fingerprint)
             .ok_or(Error::NoWrapForKey(fingerprint))?;
+        self.verify_wrap(&fingerprint, wrap, parties)?;
         let unwrapped = key.unwrap_key(
-            &WrappedKey::from_bytes(wrapped.0.clone()),
+            &WrappedKey::from_bytes(wrap.wrapped.0.clone()),
             &wrap_label(&self.id, &fingerprint),
         )?;
         let secret = Secret32::try_from(unwrapped.expose_secret()).map_err(|_| Error::Crypto)?;
@@ -202,16 +249,30 @@ impl ExchangeData {
         ))
     }
 
-    /// Wraps the secret for another trusted key of either party ("give access back"), without re-signing.
+    /// Wraps the secret for another trusted key of either party ("give access back"), signed by `adder`, a party
+    /// that knows the secret (the delegator, or the delegate after opening it). The exchange data's own signature
+    /// is unchanged.
     ///
     /// # Errors
     /// [`Error::ExchangeMismatch`] if `secret` belongs to other exchange data or fails the commitment;
-    /// [`Error::WrongOwner`] if `bundle` belongs to neither party.
-    pub fn add_wrap(&mut self, secret: &ExchangeSecret, bundle: &TrustedBundle) -> Result<()> {
+    /// [`Error::WrongOwner`] if `adder` or `bundle` belongs to neither party; [`Error::Primitive`] if wrapping fails.
+    pub fn add_wrap(
+        &mut self,
+        adder: &OwnerKeys,
+        secret: &ExchangeSecret,
+        bundle: &TrustedBundle,
+    ) -> Result<()> {
         if secret.id != self.id || self.check_commitment(&secret.secret).is_err() {
             return Err(Error::ExchangeMismatch);
         }
-        if bundle.owner() != self.delegator && bundle.owner() != self.delegate {
+        if !self.is_party(adder.owner()) {
+            return Err(Error::WrongOwner {
+                fingerprint: adder.fingerprint(),
+                expected: self.delegator,
+                found: adder.owner(),
+            });
+        }
+        if !self.is_party(bundle.owner()) {
             return Err(Error::WrongOwner {
                 fingerprint: bundle.fingerprint(),
                 expected: self.delegate,
@@ -219,21 +280,87 @@ impl ExchangeData {
             });
         }
         self.insert_wrap(
+            adder,
             &secret.secret,
             bundle.fingerprint(),
             bundle.bundle().rsa_public_key(),
         )
     }
 
+    /// The canonical bytes a wrap's signer signs (docs/formats.md).
+    fn wrap_message(
+        &self,
+        recipient: &Fingerprint,
+        signer: &Fingerprint,
+        wrapped: &[u8],
+    ) -> Result<Vec<u8>> {
+        Ok(Writer::new(TAG_WRAP)
+            .u8(self.version.get())
+            .fixed(self.id.as_bytes())
+            .fixed(self.delegator.as_bytes())
+            .fixed(self.delegate.as_bytes())
+            .fixed(&self.commitment)
+            .fixed(recipient.as_bytes())
+            .fixed(signer.as_bytes())
+            .var(wrapped)?
+            .finish())
+    }
+
+    /// Checks the signature of `wrap`, the wrap for `recipient`, with the bundle of `parties` it names.
+    fn verify_wrap(
+        &self,
+        recipient: &Fingerprint,
+        wrap: &SignedWrap,
+        parties: &[&TrustedBundle],
+    ) -> Result<()> {
+        // A signer outside the given bundles is as good as no signature: the server chose the field.
+        let signer = parties
+            .iter()
+            .find(|bundle| bundle.fingerprint() == wrap.signer && self.is_party(bundle.owner()))
+            .ok_or(Error::Crypto)?;
+        let message = self
+            .wrap_message(recipient, &wrap.signer, &wrap.wrapped.0)
+            .map_err(|_| Error::Crypto)?;
+        Ok(signer
+            .bundle()
+            .verifying_key()
+            .verify(&message, &Signature::from(wrap.signature.0))?)
+    }
+
+    fn check_parties(&self, parties: &[&TrustedBundle]) -> Result<()> {
+        match parties.iter().find(|bundle| !self.is_party(bundle.owner())) {
+            Some(stranger) => Err(Error::WrongOwner {
+                fingerprint: stranger.fingerprint(),
+                expected: self.delegator,
+                found: stranger.owner(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn is_party(&self, owner: OwnerId) -> bool {
+        owner == self.delegator || owner == self.delegate
+    }
+
     fn insert_wrap(
         &mut self,
+        signer: &OwnerKeys,
         secret: &Secret32,
         fingerprint: Fingerprint,
         key: &tessera_primitives::RsaPublicKey,
     ) -> Result<()> {
         let wrapped = key.wrap(secret.expose_secret(), &wrap_label(&self.id, &fingerprint))?;
-        self.wrapped
-            .insert(fingerprint, WrappedSecret(wrapped.as_bytes().to_vec()));
+        let wrapped = wrapped.as_bytes().to_vec();
+        let signature =
+            signer.sign(&self.wrap_message(&fingerprint, &signer.fingerprint(), &wrapped)?);
+        self.wrapped.insert(
+            fingerprint,
+            SignedWrap {
+                wrapped: WrappedSecret(wrapped),
+                signer: signer.fingerprint(),
+                signature: SignatureBytes(signature.to_bytes()),
+            },
+        );
         Ok(())
     }
 

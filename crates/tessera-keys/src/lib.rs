@@ -22,7 +22,7 @@ pub mod vectors;
 
 pub use crate::batch::batch_message;
 pub use crate::error::{Error, Result};
-pub use crate::exchange::{ExchangeData, ExchangeSecret, WrappedSecret};
+pub use crate::exchange::{ExchangeData, ExchangeSecret, SignedWrap, WrappedSecret};
 pub use crate::id::{
     ACCESS_CONTROL_KEY_LEN, AccessControlKey, DelegationKey, EntityType, ExchangeDataId,
     Fingerprint, FormatVersion, KeyBagEntryId, OwnerId, Uuid,
@@ -42,6 +42,7 @@ const _: () = {
     assert_send_sync::<TrustedBundle>();
     assert_send_sync::<ExchangeData>();
     assert_send_sync::<ExchangeSecret>();
+    assert_send_sync::<SignedWrap>();
     assert_send_sync::<KeyBag>();
     assert_send_sync::<KeyBagEntry>();
     assert_send_sync::<Tofu>();

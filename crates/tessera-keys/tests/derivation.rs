@@ -143,7 +143,7 @@ fn different_private_keys_derive_different_secrets() {
 #[test]
 fn a_bag_entry_sealed_by_one_derivation_opens_with_the_other() {
     let (data, alice_side) = exchange(alice(), bob(), T0 + 2);
-    let bob_side = data.open(bob(), &trusted(alice())).unwrap();
+    let bob_side = data.open(bob(), &[&trusted(alice())]).unwrap();
     for (keys, secret) in [(alice(), &alice_side), (bob(), &bob_side)] {
         let entry = KeyBag::seal_entry(keys, secret).unwrap();
         let again = rederive_from_pem(keys);
@@ -161,15 +161,15 @@ fn exchange_data_opened_by_both_derivations_gives_the_same_keys() {
     let (data, alice_side) = exchange(alice(), bob(), T0 + 3);
     let alice_trusted = trusted(alice());
 
-    let bob_side = data.open(bob(), &alice_trusted).unwrap();
+    let bob_side = data.open(bob(), &[&alice_trusted]).unwrap();
     let bob_again = data
-        .open(&rederive_from_pem(bob()), &alice_trusted)
+        .open(&rederive_from_pem(bob()), &[&alice_trusted])
         .unwrap();
     assert_same_exchange_secret(&bob_side, &bob_again);
     assert_same_exchange_secret(&alice_side, &bob_again);
 
     let alice_again = data
-        .open(&rederive_from_der(alice()), &alice_trusted)
+        .open(&rederive_from_der(alice()), &[&alice_trusted])
         .unwrap();
     assert_same_exchange_secret(&alice_side, &alice_again);
     // What the original delegator seals, every rederived party opens.
@@ -201,7 +201,7 @@ fn a_new_device_reproduces_everything_from_the_private_key_and_public_records() 
     // What the server holds: bundles, exchange data, the key bag. All public or sealed; serialized as JSON.
     let (data_1, alice_side_1) = exchange(alice(), bob(), T0 + 4);
     let (data_2, alice_side_2) = exchange(alice(), bob(), T0 + 5);
-    let bob_side_1 = data_1.open(bob(), &trusted(alice())).unwrap();
+    let bob_side_1 = data_1.open(bob(), &[&trusted(alice())]).unwrap();
     let stored_bag =
         serde_json::to_string(&vec![KeyBag::seal_entry(bob(), &bob_side_1).unwrap()]).unwrap();
     let stored_data = serde_json::to_string(&vec![data_1.clone(), data_2.clone()]).unwrap();
@@ -227,7 +227,7 @@ fn a_new_device_reproduces_everything_from_the_private_key_and_public_records() 
     .unwrap();
     for data in &all {
         if bag.get(&data.id()).is_none() {
-            bag.insert(data.open(&device, &alice_bundle).unwrap());
+            bag.insert(data.open(&device, &[&alice_bundle]).unwrap());
         }
     }
     assert_eq!(bag.len(), 2);
@@ -248,7 +248,7 @@ fn unwrap_key_of_owner_keys_reports_its_own_owner_and_fingerprint() {
 #[test]
 fn access_control_keys_differ_per_entity_type() {
     let (data, alice_side) = exchange(alice(), bob(), T0 + 6);
-    let bob_side = data.open(bob(), &trusted(alice())).unwrap();
+    let bob_side = data.open(bob(), &[&trusted(alice())]).unwrap();
     let types = entity_types();
     let mut delegation_keys = HashSet::new();
     let mut access_keys = HashSet::new();
@@ -294,9 +294,9 @@ fn access_control_keys_differ_per_exchange_data_and_direction() {
     assert_different_aead_keys(side_1.opening_key(), reverse_side.opening_key());
 
     // Each delegate derives the keys of its own exchange data, and only those.
-    let bob_1 = data_1.open(bob(), &trusted(alice())).unwrap();
-    let bob_2 = data_2.open(bob(), &trusted(alice())).unwrap();
-    let alice_reverse = reverse.open(alice(), &trusted(bob())).unwrap();
+    let bob_1 = data_1.open(bob(), &[&trusted(alice())]).unwrap();
+    let bob_2 = data_2.open(bob(), &[&trusted(alice())]).unwrap();
+    let alice_reverse = reverse.open(alice(), &[&trusted(bob())]).unwrap();
     assert_eq!(bob_1.delegation_key(&patient), keys[0]);
     assert_eq!(bob_2.delegation_key(&patient), keys[1]);
     assert_eq!(alice_reverse.delegation_key(&patient), keys[2]);
@@ -308,7 +308,7 @@ fn access_control_keys_differ_per_exchange_data_and_direction() {
 fn access_control_key_matches_only_its_own_delegation_key() {
     let (data, alice_side) = exchange(alice(), bob(), T0 + 8);
     let (_, other_side) = exchange(alice(), bob(), T0 + 8);
-    let bob_side = data.open(bob(), &trusted(alice())).unwrap();
+    let bob_side = data.open(bob(), &[&trusted(alice())]).unwrap();
     let (patient, contact) = (entity("Patient"), entity("Contact"));
 
     let ack = bob_side.access_control_key(&patient);
@@ -400,12 +400,13 @@ fn every_derivation_follows_docs_formats() {
     let (data, alice_side) = exchange(alice(), bob(), T0 + 50);
     let json = to_json_value(&data);
     let fp = keys.fingerprint();
-    let wrap = ::hex::decode(json["wrapped"][fp.to_string()].as_str().unwrap()).unwrap();
+    let signed_wrap = &json["wrapped"][fp.to_string()];
+    let wrap = ::hex::decode(signed_wrap["wrapped"].as_str().unwrap()).unwrap();
     assert_eq!(wrap[..2], [1, 1], "version ‖ alg");
     let s = keys
         .rsa_private_key()
         .unwrap(
-            &WrappedKey::from_bytes(wrap),
+            &WrappedKey::from_bytes(wrap.clone()),
             &common::wrap_label(&data.id(), &fp),
         )
         .unwrap();
@@ -430,6 +431,26 @@ fn every_derivation_follows_docs_formats() {
     alice()
         .verifying_key()
         .verify(&canonical, &Signature::from(signature))
+        .unwrap();
+    // Each wrap is signed by the party that made it (here the delegator, at creation).
+    assert_eq!(signed_wrap["signer"], alice().fingerprint().to_string());
+    let mut wrap_message = tagged("tessera/v2/wrap");
+    wrap_message.push(2);
+    wrap_message.extend_from_slice(data.id().as_bytes());
+    wrap_message.extend_from_slice(alice().owner().as_bytes());
+    wrap_message.extend_from_slice(bob().owner().as_bytes());
+    wrap_message.extend_from_slice(&commitment);
+    wrap_message.extend_from_slice(fp.as_bytes());
+    wrap_message.extend_from_slice(alice().fingerprint().as_bytes());
+    wrap_message.extend_from_slice(&u32::try_from(wrap.len()).unwrap().to_be_bytes());
+    wrap_message.extend_from_slice(&wrap);
+    let wrap_signature: [u8; 64] = ::hex::decode(signed_wrap["signature"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    alice()
+        .verifying_key()
+        .verify(&wrap_message, &Signature::from(wrap_signature))
         .unwrap();
 
     // Keys derived from S.
@@ -459,7 +480,7 @@ fn every_derivation_follows_docs_formats() {
     }
 
     // Key-bag entry of Bob.
-    let bob_side = data.open(keys, &trusted(alice())).unwrap();
+    let bob_side = data.open(keys, &[&trusted(alice())]).unwrap();
     let entry = KeyBag::seal_entry(keys, &bob_side).unwrap();
     let mut id_message = tagged("tessera/v1/bag-entry");
     id_message.extend_from_slice(data.id().as_bytes());
@@ -471,7 +492,7 @@ fn every_derivation_follows_docs_formats() {
     aad.extend_from_slice(keys.owner().as_bytes());
     aad.extend_from_slice(entry.id.as_bytes());
     let payload = keys.self_key().open(&entry.sealed, &aad).unwrap();
-    let mut expected = vec![1];
+    let mut expected = vec![2];
     expected.extend_from_slice(data.id().as_bytes());
     expected.extend_from_slice(alice().owner().as_bytes());
     expected.extend_from_slice(bob().owner().as_bytes());

@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 use tessera_keys::{
     ChainLink, DelegationKey, EntityType, ExchangeData, ExchangeDataId, Fingerprint, FormatVersion,
     KeyBag, KeyBagEntry, KeyBagEntryId, KeyBundle, Owner, OwnerId, OwnerKind, SignatureBytes,
-    WrappedSecret,
+    SignedWrap, WrappedSecret,
 };
 
 /// A chained bundle: Alice's second key, signed by her first.
@@ -124,8 +124,8 @@ fn exchange_data_round_trips_with_unchanged_canonical_bytes_and_still_opens() {
     assert_eq!(json.canonical_bytes(), data.canonical_bytes());
     for copy in [&decoded, &json] {
         copy.verify(&trusted(alice())).unwrap();
-        let opened = copy.open(bob(), &trusted(alice())).unwrap();
-        let original = data.open(alice(), &trusted(alice())).unwrap();
+        let opened = copy.open(bob(), &[&trusted(alice())]).unwrap();
+        let original = data.open(alice(), &[&trusted(alice())]).unwrap();
         assert_eq!(
             opened.delegation_key(&entity("Patient")),
             original.delegation_key(&entity("Patient"))
@@ -166,6 +166,11 @@ fn small_values_round_trip() {
     assert_round_trips(&SignatureBytes([0x47; 64]));
     assert_round_trips(&WrappedSecret(vec![1, 2, 3]));
     assert_round_trips(&WrappedSecret(Vec::new()));
+    assert_round_trips(&SignedWrap {
+        wrapped: WrappedSecret(vec![4, 5, 6]),
+        signer: Fingerprint::from_bytes([0x48; 32]),
+        signature: SignatureBytes([0x49; 64]),
+    });
     assert_round_trips(&FormatVersion::V2);
     assert_round_trips(&entity("Health-Element_2.0"));
     for kind in [OwnerKind::Hcp, OwnerKind::Patient, OwnerKind::Device] {
@@ -318,7 +323,7 @@ fn check_unknown_versions<T: Serialize + DeserializeOwned + Debug>(value: &T, wh
         assert_version_error(&error, version);
 
         let mut bytes = to_bincode(value);
-        assert_eq!(bytes[0], 1, "{what}: the version is the first byte");
+        assert_eq!(bytes[0], 2, "{what}: the version is the first byte");
         bytes[0] = version;
         // bincode writes u8 as one raw byte, so 255 is still read as 255.
         let error = from_bincode::<T>(&bytes).unwrap_err().to_string();

@@ -50,7 +50,7 @@ fn flip_last_hex_digit(text: &serde_json::Value) -> serde_json::Value {
 fn a_correct_open_uses_the_private_key_exactly_once() {
     let (data, alice_side) = exchange(alice(), bob(), T0);
     let spy = Spy::new(bob());
-    let opened = data.open(&spy, &trusted(alice())).unwrap();
+    let opened = data.open(&spy, &[&trusted(alice())]).unwrap();
     assert_eq!(spy.unwraps(), 1);
     assert_same_secret(&opened, &alice_side);
     assert!(!opened.is_self_signed());
@@ -114,14 +114,14 @@ fn forged_exchange_data_never_reaches_the_private_key() {
             "{what}"
         );
         let spy = Spy::new(bob());
-        let result = forged.open(&spy, &alice_trusted);
+        let result = forged.open(&spy, &[&alice_trusted]);
         assert!(result.is_err(), "{what}: opened");
         assert_eq!(spy.unwraps(), 0, "{what}: the private key was used");
         assert!(forged.verify(&alice_trusted).is_err(), "{what}");
     }
     // The original still opens.
     let spy = Spy::new(bob());
-    data.open(&spy, &alice_trusted).unwrap();
+    data.open(&spy, &[&alice_trusted]).unwrap();
     assert_eq!(spy.unwraps(), 1);
 }
 
@@ -133,7 +133,7 @@ fn exchange_data_signed_with_an_untrusted_key_never_reaches_the_private_key() {
     assert_eq!(forged.delegator(), alice().owner());
     let spy = Spy::new(bob());
     assert!(matches!(
-        forged.open(&spy, &alice_trusted),
+        forged.open(&spy, &[&alice_trusted]),
         Err(Error::Crypto)
     ));
     assert_eq!(spy.unwraps(), 0);
@@ -147,7 +147,7 @@ fn exchange_data_signed_with_an_untrusted_key_never_reaches_the_private_key() {
     assert_eq!(claimed.signer(), alice().fingerprint());
     let spy = Spy::new(bob());
     assert!(matches!(
-        claimed.open(&spy, &alice_trusted),
+        claimed.open(&spy, &[&alice_trusted]),
         Err(Error::Crypto)
     ));
     assert_eq!(spy.unwraps(), 0);
@@ -160,17 +160,17 @@ fn exchange_data_signed_with_an_untrusted_key_never_reaches_the_private_key() {
     });
     let spy = Spy::new(bob());
     assert!(matches!(
-        as_alice.open(&spy, &alice_trusted),
+        as_alice.open(&spy, &[&alice_trusted]),
         Err(Error::Crypto)
     ));
     assert_eq!(spy.unwraps(), 0);
     // Opened against Carol's real bundle, it is Carol's data, and it opens.
     let spy = Spy::new(bob());
     assert!(matches!(
-        as_alice.open(&spy, &trusted(carol())),
+        as_alice.open(&spy, &[&trusted(carol())]),
         Err(Error::WrongOwner { .. })
     ));
-    mallory.open(&spy, &trusted(carol())).unwrap();
+    mallory.open(&spy, &[&trusted(carol())]).unwrap();
     assert_eq!(spy.unwraps(), 1);
 }
 
@@ -178,13 +178,13 @@ fn exchange_data_signed_with_an_untrusted_key_never_reaches_the_private_key() {
 fn a_signer_bundle_of_another_owner_is_refused_before_the_private_key() {
     let (data, _) = exchange(alice(), bob(), T0);
     let spy = Spy::new(bob());
-    let result = data.open(&spy, &trusted(carol()));
+    let result = data.open(&spy, &[&trusted(carol())]);
     assert!(
         matches!(result, Err(Error::WrongOwner { expected, found, .. }) if expected == alice().owner() && found == carol().owner()),
         "{result:?}"
     );
     // Another bundle of the right owner that did not sign it.
-    let result = data.open(&spy, &trusted(alice_impostor()));
+    let result = data.open(&spy, &[&trusted(alice_impostor())]);
     assert!(matches!(result, Err(Error::Crypto)), "{result:?}");
     assert_eq!(spy.unwraps(), 0);
 }
@@ -193,7 +193,7 @@ fn a_signer_bundle_of_another_owner_is_refused_before_the_private_key() {
 fn a_key_without_a_wrap_is_told_so_without_using_it() {
     let (data, _) = exchange(alice(), bob(), T0);
     let spy = Spy::new(bob_second());
-    let result = data.open(&spy, &trusted(alice()));
+    let result = data.open(&spy, &[&trusted(alice())]);
     assert!(
         matches!(result, Err(Error::NoWrapForKey(f)) if f == bob_second().fingerprint()),
         "{result:?}"
@@ -201,17 +201,18 @@ fn a_key_without_a_wrap_is_told_so_without_using_it() {
     assert_eq!(spy.unwraps(), 0);
 }
 
-/// `data` with the wrap for `fingerprint` replaced by `wrapped`, through the JSON form.
+/// `data` with the bytes of the wrap for `fingerprint` replaced by `wrapped` (its signer and signature kept),
+/// through the JSON form.
 fn with_wrap(data: &ExchangeData, fingerprint: Fingerprint, wrapped: &WrappedKey) -> ExchangeData {
     json_edit(data, |json| {
-        let slot = &mut json["wrapped"][fingerprint.to_string()];
+        let slot = &mut json["wrapped"][fingerprint.to_string()]["wrapped"];
         assert!(slot.is_string(), "no wrap for {fingerprint}");
         *slot = serde_json::json!(hex(wrapped.as_bytes()));
     })
 }
 
 #[test]
-fn a_forged_wrap_is_rejected_by_the_commitment() {
+fn a_forged_wrap_never_reaches_the_private_key() {
     let (data, _) = exchange(alice(), bob(), T0);
     let alice_trusted = trusted(alice());
     let bob_fp = bob().fingerprint();
@@ -234,17 +235,17 @@ fn a_forged_wrap_is_rejected_by_the_commitment() {
     );
     let forged = with_wrap(&data, bob_fp, &forged_wrap);
     assert_ne!(forged, data);
-    // The wraps are not signed: the signature still verifies.
+    // The exchange data's signature does not cover the wraps: it still verifies.
     forged.verify(&alice_trusted).unwrap();
     assert_eq!(forged.canonical_bytes(), data.canonical_bytes());
     let spy = Spy::new(bob());
-    let result = forged.open(&spy, &alice_trusted);
+    let result = forged.open(&spy, &[&alice_trusted]);
     assert!(matches!(result, Err(Error::Crypto)), "{result:?}");
-    // The key was used (verify passed), and the commitment caught the substitution.
-    assert_eq!(spy.unwraps(), 1);
+    // The wrap's own signature caught the substitution before the key was used.
+    assert_eq!(spy.unwraps(), 0);
     // The untouched wrap of Alice still opens.
-    data.open(alice(), &alice_trusted).unwrap();
-    forged.open(alice(), &alice_trusted).unwrap();
+    data.open(alice(), &[&alice_trusted]).unwrap();
+    forged.open(alice(), &[&alice_trusted]).unwrap();
 }
 
 #[test]
@@ -303,8 +304,10 @@ fn wraps_with_a_wrong_label_or_length_or_from_other_data_are_rejected() {
     ];
     for (what, forged) in &cases {
         forged.verify(&alice_trusted).unwrap();
-        let result = forged.open(bob(), &alice_trusted);
+        let spy = Spy::new(bob());
+        let result = forged.open(&spy, &[&alice_trusted]);
         assert!(matches!(result, Err(Error::Crypto)), "{what}: {result:?}");
+        assert_eq!(spy.unwraps(), 0, "{what}: the private key was used");
     }
 }
 
@@ -313,7 +316,7 @@ fn a_wrap_added_for_a_new_trusted_key_opens_to_the_same_secret() {
     let (mut data, alice_side) = exchange(alice(), bob(), T0);
     let alice_trusted = trusted(alice());
     let before = to_json_value(&data);
-    let bob_side = data.open(bob(), &alice_trusted).unwrap();
+    let bob_side = data.open(bob(), &[&alice_trusted]).unwrap();
 
     // Bob's new key, trusted by a TOFU policy because his first key signed it.
     let policy = Tofu::new();
@@ -323,8 +326,9 @@ fn a_wrap_added_for_a_new_trusted_key_opens_to_the_same_secret() {
     let second_trusted = policy.trust(second_bundle).unwrap();
     assert_eq!(second_trusted.fingerprint(), bob_second().fingerprint());
 
-    // Bob gives himself access back, with the secret he opened; nothing is re-signed.
-    data.add_wrap(&bob_side, &second_trusted).unwrap();
+    // Bob gives himself access back, with the secret he opened; the exchange data is not re-signed, the new wrap
+    // is signed by Bob.
+    data.add_wrap(bob(), &bob_side, &second_trusted).unwrap();
     let after = to_json_value(&data);
     for field in [
         "version",
@@ -344,28 +348,42 @@ fn a_wrap_added_for_a_new_trusted_key_opens_to_the_same_secret() {
 
     // After a trip through the server, the new key opens it to the same secret.
     let stored: ExchangeData = serde_json::from_value(after).unwrap();
+    let bob_trusted = trusted(bob());
+    assert_eq!(
+        stored.wrap(&bob_second().fingerprint()).unwrap().signer,
+        bob().fingerprint()
+    );
+    // The new wrap is Bob's: without a trusted bundle of Bob it is not verified, so the key is not used.
     let spy = Spy::new(bob_second());
-    let opened = stored.open(&spy, &alice_trusted).unwrap();
+    let result = stored.open(&spy, &[&alice_trusted]);
+    assert!(matches!(result, Err(Error::Crypto)), "{result:?}");
+    assert_eq!(spy.unwraps(), 0);
+    let opened = stored.open(&spy, &[&alice_trusted, &bob_trusted]).unwrap();
     assert_eq!(spy.unwraps(), 1);
     assert_same_secret(&opened, &alice_side);
     assert_same_secret(&opened, &bob_side);
     assert!(matches!(opened.sealing_key(), Err(Error::NotSignedBySelf)));
     // The old wraps still open.
-    assert_same_secret(&stored.open(bob(), &alice_trusted).unwrap(), &alice_side);
-    assert_same_secret(&stored.open(alice(), &alice_trusted).unwrap(), &alice_side);
+    assert_same_secret(&stored.open(bob(), &[&alice_trusted]).unwrap(), &alice_side);
+    assert_same_secret(
+        &stored.open(alice(), &[&alice_trusted]).unwrap(),
+        &alice_side,
+    );
 }
 
 #[test]
 fn the_delegator_can_also_add_a_wrap_for_the_delegates_new_key() {
     let (mut data, alice_side) = exchange(alice(), bob(), T0);
-    data.add_wrap(&alice_side, &trusted(bob_second())).unwrap();
-    let opened = data.open(bob_second(), &trusted(alice())).unwrap();
+    data.add_wrap(alice(), &alice_side, &trusted(bob_second()))
+        .unwrap();
+    let opened = data.open(bob_second(), &[&trusted(alice())]).unwrap();
     assert_same_secret(&opened, &alice_side);
     // Adding the same wrap again replaces it; the data still opens with every key.
-    data.add_wrap(&alice_side, &trusted(bob_second())).unwrap();
+    data.add_wrap(alice(), &alice_side, &trusted(bob_second()))
+        .unwrap();
     assert_eq!(data.wrapped_for().count(), 3);
     assert_same_secret(
-        &data.open(bob_second(), &trusted(alice())).unwrap(),
+        &data.open(bob_second(), &[&trusted(alice())]).unwrap(),
         &alice_side,
     );
 }
@@ -376,9 +394,9 @@ fn add_wrap_refuses_a_secret_of_other_data_and_a_bundle_of_a_third_owner() {
     let (_, other_side) = exchange(alice(), bob(), T0);
     let before = data.clone();
 
-    let result = data.add_wrap(&other_side, &trusted(bob_second()));
+    let result = data.add_wrap(alice(), &other_side, &trusted(bob_second()));
     assert!(matches!(result, Err(Error::ExchangeMismatch)), "{result:?}");
-    let result = data.add_wrap(&alice_side, &trusted(carol()));
+    let result = data.add_wrap(alice(), &alice_side, &trusted(carol()));
     assert!(
         matches!(result, Err(Error::WrongOwner { found, .. }) if found == carol().owner()),
         "{result:?}"
@@ -389,7 +407,7 @@ fn add_wrap_refuses_a_secret_of_other_data_and_a_bundle_of_a_third_owner() {
     let entry = KeyBag::seal_entry(alice(), &other_side).unwrap();
     let reopened = KeyBag::open_entry(alice(), &entry).unwrap();
     assert!(matches!(
-        data.add_wrap(&reopened, &trusted(bob_second())),
+        data.add_wrap(alice(), &reopened, &trusted(bob_second())),
         Err(Error::ExchangeMismatch)
     ));
 }
@@ -402,7 +420,7 @@ fn add_wrap_refuses_a_secret_whose_id_was_moved_onto_this_data() {
     let (other, other_side) = exchange(alice(), bob(), T0);
     let mut rewritten = with_field(&data, "id", to_json_value(&other)["id"].clone());
     assert_eq!(rewritten.id(), other_side.id());
-    let result = rewritten.add_wrap(&other_side, &trusted(bob_second()));
+    let result = rewritten.add_wrap(alice(), &other_side, &trusted(bob_second()));
     assert!(matches!(result, Err(Error::ExchangeMismatch)), "{result:?}");
 }
 
@@ -410,8 +428,8 @@ fn add_wrap_refuses_a_secret_whose_id_was_moved_onto_this_data() {
 fn only_the_delegator_may_seal_with_exchange_data() {
     let (data, alice_created) = exchange(alice(), bob(), T0);
     let alice_trusted = trusted(alice());
-    let bob_opened = data.open(bob(), &alice_trusted).unwrap();
-    let alice_opened = data.open(alice(), &alice_trusted).unwrap();
+    let bob_opened = data.open(bob(), &[&alice_trusted]).unwrap();
+    let alice_opened = data.open(alice(), &[&alice_trusted]).unwrap();
 
     assert!(alice_created.is_self_signed());
     assert!(alice_opened.is_self_signed());
@@ -451,7 +469,7 @@ fn only_the_delegator_may_seal_with_exchange_data() {
 }
 
 #[test]
-fn the_delegate_rejects_a_broken_signature_or_commitment() {
+fn the_delegate_rejects_a_broken_signature_or_wrap() {
     let (data, _) = exchange(alice(), bob(), T0);
     let alice_trusted = trusted(alice());
     let json = to_json_value(&data);
@@ -462,7 +480,7 @@ fn the_delegate_rejects_a_broken_signature_or_commitment() {
         Err(Error::Crypto)
     ));
     assert!(matches!(
-        bad_signature.open(bob(), &alice_trusted),
+        bad_signature.open(bob(), &[&alice_trusted]),
         Err(Error::Crypto)
     ));
 
@@ -472,10 +490,10 @@ fn the_delegate_rejects_a_broken_signature_or_commitment() {
         .rsa_public_key()
         .wrap(&[7; 32], &wrap_label(&data.id(), &bob().fingerprint()))
         .unwrap();
-    let bad_commitment = with_wrap(&data, bob().fingerprint(), &forged_wrap);
-    bad_commitment.verify(&alice_trusted).unwrap();
+    let bad_wrap = with_wrap(&data, bob().fingerprint(), &forged_wrap);
+    bad_wrap.verify(&alice_trusted).unwrap();
     assert!(matches!(
-        bad_commitment.open(bob(), &alice_trusted),
+        bad_wrap.open(bob(), &[&alice_trusted]),
         Err(Error::Crypto)
     ));
 }
@@ -537,7 +555,7 @@ fn create_wraps_for_the_delegator_and_every_recipient() {
     assert_eq!(data.signer(), alice().fingerprint());
     assert_eq!(created.id(), data.id());
     for keys in [alice(), bob(), bob_second()] {
-        assert_same_secret(&data.open(keys, &trusted(alice())).unwrap(), &created);
+        assert_same_secret(&data.open(keys, &[&trusted(alice())]).unwrap(), &created);
     }
 }
 
@@ -560,7 +578,7 @@ fn exchange_data_with_oneself_needs_no_other_recipient() {
         data.wrapped_for().collect::<Vec<_>>(),
         vec![alice().fingerprint()]
     );
-    let opened = data.open(alice(), &trusted(alice())).unwrap();
+    let opened = data.open(alice(), &[&trusted(alice())]).unwrap();
     assert!(opened.is_self_signed());
     assert_same_secret(&opened, &created);
 }

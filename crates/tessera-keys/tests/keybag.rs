@@ -79,7 +79,7 @@ fn an_empty_bag_and_insertions() {
     assert_eq!(bag.len(), 0);
     let mut bag = KeyBag::new(bob().owner());
     let (data, _) = exchange(alice(), bob(), T0);
-    let opened = data.open(bob(), &trusted(alice())).unwrap();
+    let opened = data.open(bob(), &[&trusted(alice())]).unwrap();
     bag.insert(opened.clone());
     bag.insert(opened.clone());
     assert_eq!(bag.len(), 1);
@@ -89,7 +89,7 @@ fn an_empty_bag_and_insertions() {
 #[test]
 fn the_delegate_side_survives_the_bag_with_its_rights() {
     let (data, _) = exchange(alice(), bob(), T0);
-    let opened = data.open(bob(), &trusted(alice())).unwrap();
+    let opened = data.open(bob(), &[&trusted(alice())]).unwrap();
     let entry = KeyBag::seal_entry(bob(), &opened).unwrap();
     let reopened = KeyBag::open_entry(bob(), &entry).unwrap();
     assert_same_secret(&reopened, &opened);
@@ -126,7 +126,7 @@ fn an_entry_of_another_owner_is_refused() {
     assert!(matches!(result, Err(Error::Crypto)), "{result:?}");
     // One foreign entry spoils the whole load.
     let (data, _) = exchange(alice(), bob(), T0);
-    let bobs = KeyBag::seal_entry(bob(), &data.open(bob(), &trusted(alice())).unwrap()).unwrap();
+    let bobs = KeyBag::seal_entry(bob(), &data.open(bob(), &[&trusted(alice())]).unwrap()).unwrap();
     let result = KeyBag::load(bob(), &[bobs.clone(), alices]);
     assert!(matches!(result, Err(Error::Crypto)), "{result:?}");
     assert_eq!(KeyBag::load(bob(), &[bobs]).unwrap().len(), 1);
@@ -255,22 +255,22 @@ fn payload(version: u8, self_signed: u8, secret: [u8; 32]) -> Vec<u8> {
 fn sealed_payloads_are_read_exactly_as_documented() {
     let entry_id = KeyBag::entry_id(alice(), &ExchangeDataId::from_bytes([0x11; 16]));
     let opened =
-        KeyBag::open_entry(alice(), &hand_sealed(&payload(1, 1, [0x22; 32]), entry_id)).unwrap();
+        KeyBag::open_entry(alice(), &hand_sealed(&payload(2, 1, [0x22; 32]), entry_id)).unwrap();
     assert_eq!(opened.id(), ExchangeDataId::from_bytes([0x11; 16]));
     assert_eq!(opened.delegator(), alice().owner());
     assert_eq!(opened.delegate(), bob().owner());
     assert!(opened.is_self_signed());
     let opened =
-        KeyBag::open_entry(alice(), &hand_sealed(&payload(1, 0, [0x22; 32]), entry_id)).unwrap();
+        KeyBag::open_entry(alice(), &hand_sealed(&payload(2, 0, [0x22; 32]), entry_id)).unwrap();
     assert!(!opened.is_self_signed());
 
     // An unknown payload version is named.
-    let result = KeyBag::open_entry(alice(), &hand_sealed(&payload(2, 1, [0x22; 32]), entry_id));
+    let result = KeyBag::open_entry(alice(), &hand_sealed(&payload(3, 1, [0x22; 32]), entry_id));
     match result {
         Err(
             error @ Error::UnsupportedVersion {
                 version: 3,
-                supported: 1,
+                supported: 2,
                 ..
             },
         ) => {
@@ -279,10 +279,10 @@ fn sealed_payloads_are_read_exactly_as_documented() {
         other => panic!("expected UnsupportedVersion, got {:?}", other.map(|_| ())),
     }
     // A self-signed flag other than 0 or 1.
-    let result = KeyBag::open_entry(alice(), &hand_sealed(&payload(1, 2, [0x22; 32]), entry_id));
+    let result = KeyBag::open_entry(alice(), &hand_sealed(&payload(2, 2, [0x22; 32]), entry_id));
     assert!(result.is_err());
     // Short and long payloads.
-    let full = payload(1, 1, [0x22; 32]);
+    let full = payload(2, 1, [0x22; 32]);
     for len in [0, 1, 17, full.len() - 1] {
         let result = KeyBag::open_entry(alice(), &hand_sealed(&full[..len], entry_id));
         assert!(

@@ -249,7 +249,7 @@ fn check_exchange(
         );
         for keys in fixture.parties {
             let spy = Spy::new(keys);
-            assert!(tampered.open(&spy, &fixture.signer).is_err(), "opened");
+            assert!(tampered.open(&spy, &[&fixture.signer]).is_err(), "opened");
             assert_eq!(spy.unwraps(), 0, "private key used");
         }
         caught.signed += 1;
@@ -262,16 +262,19 @@ fn check_exchange(
         let slot = keys.fingerprint().to_string();
         if json["wrapped"][&slot] == fixture.json["wrapped"][&slot] {
             if verify_survivors {
-                let opened = tampered.open(*keys, &fixture.signer).unwrap();
+                let opened = tampered.open(*keys, &[&fixture.signer]).unwrap();
                 assert_eq!(opened.delegation_key(&entity_types()[0]), fixture.expected);
                 caught.still_opens[party] += 1;
             }
         } else {
             any_wrap_changed = true;
+            // Every wrap is signed: a changed one is refused before the private key sees it.
+            let spy = Spy::new(keys);
             assert!(
-                tampered.open(*keys, &fixture.signer).is_err(),
+                tampered.open(&spy, &[&fixture.signer]).is_err(),
                 "party {party} opened a tampered wrap"
             );
+            assert_eq!(spy.unwraps(), 0, "party {party}: private key used");
             caught.own_wrap[party] += 1;
         }
     }

@@ -62,14 +62,14 @@ fn exchange_derivations_match_the_committed_vectors() {
     // The committed exchange data still verifies and opens, for both parties, to the committed keys.
     let opened = file
         .exchange_data
-        .open(&delegate, &delegator_bundle)
+        .open(&delegate, &[&delegator_bundle])
         .unwrap();
     let computed = ExchangeVector::compute(&file.exchange_data, &opened, &delegate).unwrap();
     assert_eq!(computed, file.exchange);
     assert_eq!(computed.access.len(), VECTOR_ENTITY_TYPES.len());
     let by_delegator = file
         .exchange_data
-        .open(&delegator, &delegator_bundle)
+        .open(&delegator, &[&delegator_bundle])
         .unwrap();
     assert_eq!(
         by_delegator.opening_key().expose_secret(),

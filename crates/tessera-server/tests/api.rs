@@ -692,7 +692,7 @@ async fn exchange_data_is_for_its_participants_and_grows_by_wraps() {
     let stored = a.exchange_data(data.id()).await.unwrap();
     let mut wrapped = stored.value.clone();
     let trusted = Tofu::new().trust(new_bundle).unwrap();
-    wrapped.add_wrap(w.own(A, B), &trusted).unwrap();
+    wrapped.add_wrap(w.keys(A), w.own(A, B), &trusted).unwrap();
     assert_eq!(status(c.add_wraps(&wrapped, stored.rev).await), 404);
     assert_eq!(a.add_wraps(&wrapped, stored.rev).await.unwrap().rev, 2);
     assert_eq!(status(a.add_wraps(&wrapped, stored.rev).await), 409);
@@ -702,7 +702,7 @@ async fn exchange_data_is_for_its_participants_and_grows_by_wraps() {
     b_new.login(&new_keys).await.unwrap();
     let fetched = b_new.exchange_data(data.id()).await.unwrap();
     assert_eq!(fetched.rev, 2);
-    let opened = fetched.value.open(&new_keys, w.bundle(A)).unwrap();
+    let opened = fetched.value.open(&new_keys, &[w.bundle(A)]).unwrap();
     assert_eq!(opened.delegation_key(&note_type), w.dk(A, B, &note_type));
     server.shutdown().await;
 }

@@ -101,7 +101,7 @@ impl World {
                 let (exchange, own) = ExchangeData::create(delegator, to.id(), &recipients, T0)?;
                 if from != to {
                     let bundle = bundles.get(from).ok_or("a bundle of every owner")?;
-                    secrets.insert((*to, *from, *to), exchange.open(delegate, bundle)?);
+                    secrets.insert((*to, *from, *to), exchange.open(delegate, &[bundle])?);
                 }
                 secrets.insert((*from, *from, *to), own);
                 data.insert((*from, *to), exchange);

@@ -648,23 +648,26 @@ impl Session {
     }
 
     /// Opens exchange data naming this owner: the delegator's signature is verified against a trusted bundle
-    /// first, and only then is the secret unwrapped with the private key (verify-then-decrypt).
+    /// first, then the signature of this key's wrap against a trusted bundle of a party (the delegator's, or this
+    /// owner's own for a wrap it added itself), and only then is the secret unwrapped with the private key
+    /// (verify-then-decrypt).
     async fn open_exchange_data(&self, data: &ExchangeData) -> Result<ExchangeSecret> {
-        let signer = if data.delegator() == self.owner() {
-            self.own_bundle.clone()
-        } else {
-            self.trusted_bundles(data.delegator())
-                .await?
-                .into_iter()
-                .find(|bundle| bundle.fingerprint() == data.signer())
-                .ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::Untrusted,
-                        "the exchange data is signed by a key bundle that is not trusted",
-                    )
-                })?
-        };
-        let secret = data.open(self.keys.as_ref(), &signer)?;
+        let mut parties = vec![self.own_bundle.clone()];
+        if data.delegator() != self.owner() {
+            let delegator = self.trusted_bundles(data.delegator()).await?;
+            if !delegator
+                .iter()
+                .any(|bundle| bundle.fingerprint() == data.signer())
+            {
+                return Err(Error::new(
+                    ErrorKind::Untrusted,
+                    "the exchange data is signed by a key bundle that is not trusted",
+                ));
+            }
+            parties.extend(delegator);
+        }
+        let parties: Vec<&TrustedBundle> = parties.iter().collect();
+        let secret = data.open(self.keys.as_ref(), &parties)?;
         self.lock().stats.opened_with_rsa += 1;
         Ok(secret)
     }
