@@ -12,8 +12,9 @@ use crate::util::{self, cargo};
 
 /// Criterion arguments that `--quick` stands for: enough for a rough figure in a fraction of the default time.
 const QUICK: [&str; 4] = ["--warm-up-time", "1", "--measurement-time", "2"];
-/// A benchmark whose function id starts with this is the reference of its group (raw `ring`).
-const REFERENCE_PREFIX: &str = "ring";
+/// A benchmark whose function id is one of these, or one of these followed by `-` and an operation, is a reference
+/// of its group: raw `ring` (`ring`, `ring-seal`), or the `age` crate in the bulk benchmark (`age-encrypt`).
+const REFERENCE_PREFIXES: [&str; 2] = ["ring", "age"];
 
 /// Runs `cargo bench -p tessera-benches --benches -- <args>` (every benchmark file), prints the summary and writes it to
 /// `target/bench-summary.md`.
@@ -196,7 +197,7 @@ fn render(results: &[Measurement]) -> String {
     let mut rows: Vec<&Measurement> = results.iter().collect();
     rows.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
     let mut table = String::from(
-        "| operation | size | median | throughput | vs ring |\n| --- | --- | ---: | ---: | ---: |\n",
+        "| operation | size | median | throughput | × faster than reference |\n| --- | --- | ---: | ---: | ---: |\n",
     );
     for row in rows {
         let operation = match &row.function {
@@ -212,7 +213,13 @@ fn render(results: &[Measurement]) -> String {
             .filter(|_| row.median_ns > 0.0)
             .map_or_else(
                 || "—".to_owned(),
-                |reference| format!("{:.2}", reference.median_ns / row.median_ns),
+                |reference| {
+                    format!(
+                        "{:.2}× {}",
+                        reference.median_ns / row.median_ns,
+                        reference.function.as_deref().unwrap_or_default()
+                    )
+                },
             );
         let cells = [
             escape(&operation),
@@ -239,21 +246,50 @@ fn sort_key(m: &Measurement) -> (&str, Option<u64>, Option<&str>, Option<&str>) 
     )
 }
 
-/// The raw-ring benchmark of the same group and size, preferring a function named exactly `ring`.
+/// The reference prefix and the operation of a reference function id (`ring` → `("ring", "")`,
+/// `age-decrypt` → `("age", "decrypt")`); `None` if `function` is not a reference.
+fn reference_parts(function: &str) -> Option<(&'static str, &str)> {
+    REFERENCE_PREFIXES.into_iter().find_map(|prefix| {
+        let rest = function.strip_prefix(prefix)?;
+        if rest.is_empty() {
+            Some((prefix, rest))
+        } else {
+            rest.strip_prefix('-').map(|operation| (prefix, operation))
+        }
+    })
+}
+
+/// The operation a row measures, to pair it with the reference of the same operation: a reference's own
+/// (`age-decrypt` → `decrypt`), else what follows the implementation name (`tessera-decrypt` → `decrypt`), else
+/// the whole id.
+fn operation(function: &str) -> &str {
+    match reference_parts(function) {
+        Some((_, operation)) => operation,
+        None => function
+            .split_once('-')
+            .map_or(function, |(_, operation)| operation),
+    }
+}
+
+/// The reference benchmark of the same group and size: the one of the same operation (`tessera-decrypt` is
+/// measured against `age-decrypt`), else one named exactly as a reference prefix (`ring`), else the first by name.
 fn reference<'a>(results: &'a [Measurement], row: &Measurement) -> Option<&'a Measurement> {
+    let row_operation = row.function.as_deref().map(operation);
     results
         .iter()
         .filter(|candidate| candidate.group == row.group && candidate.value == row.value)
         .filter_map(|candidate| {
             let function = candidate.function.as_deref()?;
-            function.starts_with(REFERENCE_PREFIX).then_some((
-                function != REFERENCE_PREFIX,
+            let (_, operation) = reference_parts(function)?;
+            Some((
+                Some(operation) != row_operation,
+                !operation.is_empty(),
                 function,
                 candidate,
             ))
         })
-        .min_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)))
-        .map(|(_, _, candidate)| candidate)
+        .min_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)))
+        .map(|(_, _, _, candidate)| candidate)
 }
 
 fn format_time(ns: f64) -> String {
@@ -368,7 +404,7 @@ mod tests {
     }
 
     #[test]
-    fn summarises_only_this_run_with_ratios_to_ring() -> Result<()> {
+    fn summarises_only_this_run_with_ratios_to_the_reference() -> Result<()> {
         let temp = TempDir::new("bench-summary")?;
         let root = &temp.0;
         let started = whole_seconds(SystemTime::now())?;
@@ -410,6 +446,22 @@ mod tests {
             json!({ "Elements": 4 }),
             2_000_000.0,
         )?;
+        // The bulk benchmark: each operation against the `age` function of the same operation.
+        let records = json!({ "Elements": 1000 });
+        for (function, median_ns) in [
+            ("age-encrypt", 1e9),
+            ("tessera-encrypt", 1e8),
+            ("age-decrypt", 8e8),
+            ("age-decrypt-last", 2e9),
+            ("tessera-decrypt", 1e7),
+        ] {
+            write_result(
+                root,
+                [Some("bulk"), Some(function), Some("1000x1KiB")],
+                records.clone(),
+                median_ns,
+            )?;
+        }
         let stale = write_result(root, [Some("seal"), Some("old"), Some("1024")], kib, 1.0)?;
         fs::File::options()
             .write(true)
@@ -418,13 +470,18 @@ mod tests {
 
         let table = render(&collect(root, started)?);
         let expected = "\
-| operation | size | median | throughput | vs ring |
+| operation | size | median | throughput | × faster than reference |
 | --- | --- | ---: | ---: | ---: |
+| bulk/age-decrypt | 1000x1KiB | 800.00 ms | 1.25 k ops/s | 1.00× age-decrypt |
+| bulk/age-decrypt-last | 1000x1KiB | 2.00 s | 500.00 ops/s | 1.00× age-decrypt-last |
+| bulk/age-encrypt | 1000x1KiB | 1.00 s | 1.00 k ops/s | 1.00× age-encrypt |
+| bulk/tessera-decrypt | 1000x1KiB | 10.00 ms | 100.00 k ops/s | 80.00× age-decrypt |
+| bulk/tessera-encrypt | 1000x1KiB | 100.00 ms | 10.00 k ops/s | 10.00× age-encrypt |
 | hkdf/expand | — | 120.0 ns | 8.33 M ops/s | — |
-| seal/ring | 1 KiB | 100.0 ns | 10.24 GB/s | 1.00 |
-| seal/tessera | 1 KiB | 200.0 ns | 5.12 GB/s | 0.50 |
-| seal/ring | 1 MiB | 100.00 µs | 10.49 GB/s | 1.00 |
-| seal/tessera | 1 MiB | 125.00 µs | 8.39 GB/s | 0.80 |
+| seal/ring | 1 KiB | 100.0 ns | 10.24 GB/s | 1.00× ring |
+| seal/tessera | 1 KiB | 200.0 ns | 5.12 GB/s | 0.50× ring |
+| seal/ring | 1 MiB | 100.00 µs | 10.49 GB/s | 1.00× ring |
+| seal/tessera | 1 MiB | 125.00 µs | 8.39 GB/s | 0.80× ring |
 | sign | 1024 | 2.00 ms | 2.00 k ops/s | — |
 ";
         assert_eq!(table, expected);
