@@ -47,12 +47,13 @@ mod tessera_side {
     };
     use tessera_sharing::{
         AccessIndex, DecryptedEntity, DelegationTarget, EncryptedEntity, EncryptionManifest,
-        EntityId, NewEntity, Permission, Visibility, create, decrypt,
+        EntityId, NewEntity, Permission, Visibility, create_many, decrypt,
     };
 
     /// A creator with its self exchange data, exchange data with every partner (created once, outside the
     /// measured loop), and the first partner's access index over the secret it opened.
     pub(crate) struct World {
+        creator: OwnerKeys,
         own: ExchangeSecret,
         partners: Vec<ExchangeSecret>,
         manifest: EncryptionManifest,
@@ -79,12 +80,17 @@ mod tessera_side {
                 let (data, secret) =
                     ExchangeData::create(&creator, partner.owner(), &[&bundle], 0).unwrap();
                 if index == 0 {
-                    let opened = data.open(&partner, &creator_bundle).unwrap();
-                    reader = Some(AccessIndex::new(partner.owner(), [opened]));
+                    let opened = data.open(&partner, &[&creator_bundle, &bundle]).unwrap();
+                    // The reader trusts the creator's bundle, to verify what the creator signed.
+                    reader = Some(
+                        AccessIndex::new(partner.owner(), [opened])
+                            .with_signers([creator_bundle.clone()]),
+                    );
                 }
                 secrets.push(secret);
             }
             Self {
+                creator,
                 own,
                 partners: secrets,
                 manifest: EncryptionManifest::new(["note"]).unwrap(),
@@ -102,8 +108,9 @@ mod tessera_side {
             map
         }
 
-        /// Encrypts one record for the creator (root delegation) and every partner (auto-delegations).
-        pub(crate) fn encrypt(&self, document: Map<String, Value>) -> EncryptedEntity {
+        /// Encrypts `count` records of `document` for the creator (root delegation) and every partner
+        /// (auto-delegations), signed together as one batch (one signature), as the SDK's `create_many` does.
+        pub(crate) fn encrypt(&self, document: &Map<String, Value>, count: usize) -> Vec<EncryptedEntity> {
             let root = DelegationTarget {
                 exchange: &self.own,
                 visibility: Visibility::Explicit,
@@ -118,20 +125,29 @@ mod tessera_side {
                     permission: Permission::Read,
                 })
                 .collect();
-            let new = NewEntity {
-                id: EntityId::generate().unwrap(),
-                entity_type: self.note.clone(),
-                document,
-                manifest: &self.manifest,
-                secret_ids: vec![],
-                parents: vec![],
-            };
-            create(new, root, &partners).unwrap().0
+            let records = (0..count)
+                .map(|_| {
+                    let new = NewEntity {
+                        id: EntityId::generate().unwrap(),
+                        entity_type: self.note.clone(),
+                        document: document.clone(),
+                        manifest: &self.manifest,
+                        secret_ids: vec![],
+                        parents: vec![],
+                    };
+                    (new, partners.clone())
+                })
+                .collect();
+            create_many(records, root, &self.creator).unwrap()
         }
 
-        /// Opens one record as the first partner.
-        pub(crate) fn decrypt(&self, entity: &EncryptedEntity) -> DecryptedEntity {
-            decrypt(entity, &self.reader).unwrap()
+        /// Opens every record as the first partner, from cold: the batch signature is verified again (once).
+        pub(crate) fn decrypt(&self, entities: &[EncryptedEntity]) -> Vec<DecryptedEntity> {
+            self.reader.verified_batches().clear();
+            entities
+                .iter()
+                .map(|entity| decrypt(entity, &self.reader).unwrap())
+                .collect()
         }
     }
 }
@@ -172,10 +188,8 @@ fn bulk(c: &mut Criterion) {
     let plaintext = vec![0x78u8; RECORD_BYTES];
 
     // The same workload is checked before it is measured: every side opens what it sealed.
-    let records: Vec<_> = (0..RECORDS)
-        .map(|_| world.encrypt(document.clone()))
-        .collect();
-    assert_eq!(world.decrypt(&records[0]).document, document);
+    let records = world.encrypt(&document, RECORDS);
+    assert_eq!(world.decrypt(&records[..1])[0].document, document);
     let files: Vec<Vec<u8>> = (0..RECORDS)
         .map(|_| age_encrypt(&recipients, &plaintext))
         .collect();
@@ -197,11 +211,7 @@ fn bulk(c: &mut Criterion) {
         })
     });
     group.bench_function(id("tessera-encrypt"), |b| {
-        b.iter(|| {
-            (0..RECORDS)
-                .map(|_| world.encrypt(black_box(document.clone())))
-                .collect::<Vec<_>>()
-        })
+        b.iter(|| world.encrypt(black_box(&document), RECORDS))
     });
     group.bench_function(id("age-decrypt"), |b| {
         b.iter(|| {
@@ -220,12 +230,7 @@ fn bulk(c: &mut Criterion) {
         })
     });
     group.bench_function(id("tessera-decrypt"), |b| {
-        b.iter(|| {
-            records
-                .iter()
-                .map(|record| world.decrypt(black_box(record)))
-                .collect::<Vec<_>>()
-        })
+        b.iter(|| world.decrypt(black_box(&records)))
     });
     group.finish();
 }
