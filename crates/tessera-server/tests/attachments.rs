@@ -73,13 +73,14 @@ async fn note_with(
         .iter()
         .map(|content| seal_attachment(&opened, content).unwrap())
         .collect();
-    // The references are part of the signed version (protocol v2), so the creator writes them as a new version
-    // before it creates the entity.
-    let entity = revised(A, &entity, &opened, |e| {
+    // The references are part of the signed version (protocol v2): the creator creates the entity, then writes
+    // them in its next version.
+    a.create_entity(&entity).await.unwrap();
+    let with_refs = revised(A, &a.entity(entity.id).await.unwrap(), &opened, |e| {
         e.attachments
             .extend(sealed.iter().map(|(reference, _)| reference.clone()));
     });
-    a.create_entity(&entity).await.unwrap();
+    a.update_entity(&with_refs, 1).await.unwrap();
     (a.entity(entity.id).await.unwrap(), opened, sealed)
 }
 
