@@ -15,7 +15,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::{Map, Value, json};
 use tessera_keys::test_utils::fixture_rsa;
 use tessera_keys::{
-    EntityType, ExchangeData, ExchangeSecret, OwnerId, OwnerKeys, Tofu, TrustPolicy,
+    EntityType, ExchangeData, ExchangeSecret, OwnerId, OwnerKeys, Tofu, TrustPolicy, TrustedBundle,
 };
 use tessera_primitives::RsaKeySize;
 use tessera_sharing::{
@@ -23,9 +23,11 @@ use tessera_sharing::{
     create, decrypt, open_keys, revoke_and_rotate, rules, share,
 };
 
-/// Everything the benchmarks share: a doctor with its self exchange data and ten partners' exchange data.
+/// Everything the benchmarks share: a doctor (who signs what it writes) with its trusted bundle, its self
+/// exchange data and ten partners' exchange data.
 struct World {
     doctor: OwnerKeys,
+    doctor_bundle: TrustedBundle,
     own: ExchangeSecret,
     partners: Vec<ExchangeSecret>,
     manifest: EncryptionManifest,
@@ -40,6 +42,7 @@ fn world() -> World {
         0,
     )
     .unwrap();
+    let doctor_bundle = trust.trust(doctor.bundle().unwrap()).unwrap();
     let (_, own) = ExchangeData::create(&doctor, doctor.owner(), &[], 0).unwrap();
     let partners = (0..10)
         .map(|_| {
@@ -53,6 +56,7 @@ fn world() -> World {
         .collect();
     World {
         doctor,
+        doctor_bundle,
         own,
         partners,
         manifest: EncryptionManifest::new(["note", "vitals"]).unwrap(),
@@ -116,24 +120,35 @@ fn entity_operations(c: &mut Criterion) {
     let world = world();
     let mut group = c.benchmark_group("sharing-1KiB");
     ring_seal(&mut group, 1024);
+    let doctor = &world.doctor;
     group.bench_function(BenchmarkId::new("create+encrypt", 1024), |b| {
-        b.iter(|| create(new_entity(&world, 1024), root(&world), &[]).unwrap())
+        b.iter(|| create(new_entity(&world, 1024), root(&world), &[], doctor).unwrap())
     });
-    let (entity, opened) = create(new_entity(&world, 1024), root(&world), &[]).unwrap();
+    let (entity, opened) = create(new_entity(&world, 1024), root(&world), &[], doctor).unwrap();
     let partner = DelegationTarget {
         exchange: &world.partners[0],
         visibility: Visibility::Explicit,
         permission: Permission::Read,
     };
     group.bench_function(BenchmarkId::new("share-known-partner", 1024), |b| {
-        b.iter(|| share(black_box(&entity), &opened, &[partner]).unwrap())
+        b.iter(|| share(black_box(&entity), &opened, &[partner], doctor).unwrap())
     });
-    let access = AccessIndex::new(world.doctor.owner(), [world.own.clone()]);
+    let access = AccessIndex::new(world.doctor.owner(), [world.own.clone()])
+        .with_signers([world.doctor_bundle.clone()]);
+    // Warm: the batch signature was verified once, as a session has done after the first record of a batch.
     decrypt(&entity, &access).unwrap();
     group.bench_function(BenchmarkId::new("decrypt", 1024), |b| {
         b.iter(|| decrypt(black_box(&entity), &access).unwrap())
     });
-    // What sharing, updating, rotating and attachments open: the keys, not the content.
+    // Cold: every decrypt verifies the batch signature again.
+    group.bench_function(BenchmarkId::new("decrypt-cold", 1024), |b| {
+        b.iter(|| {
+            access.verified_batches().clear();
+            decrypt(black_box(&entity), &access).unwrap()
+        })
+    });
+    // What sharing, updating, rotating and attachments open: the keys, not the content (warm, as above).
+    decrypt(&entity, &access).unwrap();
     group.bench_function(BenchmarkId::new("open-keys", 1024), |b| {
         b.iter(|| open_keys(black_box(&entity), &access).unwrap())
     });
@@ -144,7 +159,8 @@ fn entity_operations(c: &mut Criterion) {
         .sample_size(20)
         .measurement_time(Duration::from_secs(5));
     ring_seal(&mut group, 1 << 20);
-    let (mut big, big_opened) = create(new_entity(&world, 1 << 20), root(&world), &[]).unwrap();
+    let (mut big, big_opened) =
+        create(new_entity(&world, 1 << 20), root(&world), &[], doctor).unwrap();
     let targets: Vec<DelegationTarget<'_>> = world
         .partners
         .iter()
@@ -154,16 +170,25 @@ fn entity_operations(c: &mut Criterion) {
             permission: Permission::Read,
         })
         .collect();
-    let entries = share(&big, &big_opened, &targets).unwrap();
+    let entries = share(&big, &big_opened, &targets, doctor).unwrap();
     rules::apply_share(&mut big, &entries, |_| true).unwrap();
     let revoked = [entries[0].delegation_key];
     let all = AccessIndex::new(
         world.doctor.owner(),
         std::iter::once(world.own.clone()).chain(world.partners.iter().cloned()),
-    );
+    )
+    .with_signers([world.doctor_bundle.clone()]);
+    // The rotated entity is complete once signed: the measure covers the rotation and its one signature.
     group.bench_function(
         BenchmarkId::new("revoke-and-rotate-10-delegations", 1 << 20),
-        |b| b.iter(|| revoke_and_rotate(black_box(&big), &big_opened, &revoked, &all).unwrap()),
+        |b| {
+            b.iter(|| {
+                revoke_and_rotate(black_box(&big), &big_opened, &revoked, &all, doctor)
+                    .unwrap()
+                    .sign(doctor)
+                    .unwrap()
+            })
+        },
     );
     group.finish();
 }

@@ -165,6 +165,7 @@ impl World {
                 permission: Permission::Write,
             },
             &[],
+            &self.doctor,
         )
         .unwrap()
     }
@@ -298,7 +299,7 @@ async fn run() {
         let started = Instant::now();
         let mut entries = Vec::with_capacity(opened.len());
         for (entity, decrypted) in &opened {
-            entries.extend(share(entity, decrypted, &[target]).unwrap());
+            entries.extend(share(entity, decrypted, &[target], &world.doctor).unwrap());
         }
         client.share(&ShareRequest::new(entries)).await.unwrap();
         share_times.push(started.elapsed());

@@ -11,8 +11,8 @@ mod common;
 
 use bytes::Bytes;
 use common::{
-    ADMIN, Spec, T0, TestServer, Who, bearer, create_as, get_with_token, note, raw, status,
-    status_code, ty, world,
+    ADMIN, Spec, T0, TestServer, Who, bearer, create_as, get_with_token, note, raw, revised,
+    shared, status, status_code, ty, world,
 };
 use http_body_util::{BodyExt, Full};
 use hyper::Method;
@@ -27,7 +27,7 @@ use tessera_primitives::stream::{HEADER_LEN, SEGMENT_LEN};
 use tessera_sharing::attachment::{attachment_opener, open_attachment, seal_attachment};
 use tessera_sharing::{
     AttachmentId, EntityId, ParentLink, Permission, SecretId, SecretIdScope, ShareRequest,
-    SideMapEntry, Visibility, decrypt, revoke_and_rotate, share,
+    SideMapEntry, Visibility, decrypt, revoke_and_rotate,
 };
 use tessera_wire::{ChallengeRequest, Format, LoginRequest, RecoveryBody, Revocation, Session};
 
@@ -214,7 +214,12 @@ async fn entity_scenario(format: Format) {
     a.register_access_keys(&w.access_keys(A, &note_type))
         .await
         .unwrap();
+    // Protocol v2: the server grants visibility only on presented access-control keys, never on the clear
+    // delegate label of a delegation, so B proves its keys to see what A shares with it.
     let b = server.login_in(B, format).await;
+    b.register_access_keys(&w.access_keys(B, &note_type))
+        .await
+        .unwrap();
 
     let (entity, _) = create_as(
         A,
@@ -241,11 +246,13 @@ async fn entity_scenario(format: Format) {
     assert_eq!(opened.document["diagnosis"], "MARKER-diagnosis");
 
     // Update with the right revision, then with a stale one.
-    let mut update = stored.clone();
-    update.public.insert("status".into(), json!("reviewed"));
+    let update = revised(A, &stored, &opened, |e| {
+        e.public.insert("status".into(), json!("reviewed"));
+    });
     assert_eq!(a.update_entity(&update, 1).await.unwrap(), 2);
-    let mut stale = stored.clone();
-    stale.public.insert("status".into(), json!("lost update"));
+    let stale = revised(A, &stored, &opened, |e| {
+        e.public.insert("status".into(), json!("lost update"));
+    });
     assert_eq!(status(a.update_entity(&stale, 1).await), 409);
     let after = a.entity(id).await.unwrap();
     assert_eq!(after.rev, 2);
@@ -253,7 +260,7 @@ async fn entity_scenario(format: Format) {
 
     // B sees nothing until A shares.
     assert_eq!(status(b.entity(id).await), 404);
-    let entries = share(&after, &opened, &[w.target(A, B, Explicit, Read)]).unwrap();
+    let entries = shared(A, &after, &opened, &[w.target(A, B, Explicit, Read)]);
     let written = a.share(&ShareRequest::new(entries)).await.unwrap();
     assert_eq!(written.written, vec![(id, 3)]);
     let seen_by_b = b.entity(id).await.unwrap();
@@ -262,20 +269,20 @@ async fn entity_scenario(format: Format) {
     assert_eq!(read.document["note"], "MARKER-note");
     assert_eq!(read.document["status"], "reviewed");
     assert_eq!(read.permission, Read);
-    // Read access does not allow writing.
+    // Read access does not allow writing. B cannot sign a version (it has no write chain), so this update is
+    // built by hand; it is well-formed for the server (content version one up), whose only objection is the
+    // permission.
     let mut by_b = seen_by_b.clone();
     by_b.public.insert("status".into(), json!("changed by B"));
+    by_b.content_version += 1;
     assert_eq!(status(b.update_entity(&by_b, 3).await), 403);
 
-    // A finds it by its root delegation key; B by its own delegation key once it proves it.
+    // A finds it by its root delegation key; B by its own delegation key, which it proved.
     let found = a
         .query_by_delegation_key(&w.dk(A, A, &note_type))
         .await
         .unwrap();
     assert_eq!(found.iter().map(|e| e.id).collect::<Vec<_>>(), vec![id]);
-    b.register_access_keys(&w.access_keys(B, &note_type))
-        .await
-        .unwrap();
     let found = b
         .query_by_delegation_key(&w.dk(A, B, &note_type))
         .await
@@ -327,12 +334,12 @@ async fn keys_presented_in_headers_work_like_registered_ones() {
     let (entity, opened) = note(A);
     let a = server.login_with_keys(A, &note_type).await;
     a.create_entity(&entity).await.unwrap();
-    let entries = share(
+    let entries = shared(
+        A,
         &a.entity(entity.id).await.unwrap(),
         &opened,
         &[w.target(A, P, Visibility::AnonymousDelegate, Read)],
-    )
-    .unwrap();
+    );
     a.share(&ShareRequest::new(entries)).await.unwrap();
 
     let mut p = server.login(P).await;
@@ -357,6 +364,11 @@ async fn the_children_of_a_patient_are_found_by_search_tag() {
     let server = TestServer::memory().await;
     server.register_world().await;
     let a = server.login_with_keys(A, &patient_type).await;
+    // The creator proves the root of every entity it creates (protocol v2: a clear label naming it proves
+    // nothing), the contacts' too.
+    a.register_access_keys(&w.access_keys(A, &contact_type))
+        .await
+        .unwrap();
 
     let secret_id = SecretId::generate().unwrap();
     let (patient, patient_opened) = create_as(
@@ -409,22 +421,26 @@ async fn the_children_of_a_patient_are_found_by_search_tag() {
     expected.sort();
     assert_eq!(found, expected);
 
-    // B sees neither the patient nor its children until A shares them; then B finds the tag itself.
-    let b = server.login(B).await;
+    // B sees neither the patient nor its children until A shares them; then B finds the tag itself. B proves
+    // its keys (protocol v2: the server grants nothing on the clear delegate label).
+    let b = server.login_with_keys(B, &patient_type).await;
+    b.register_access_keys(&w.access_keys(B, &contact_type))
+        .await
+        .unwrap();
     assert!(b.query_by_tag(&tag).await.unwrap().is_empty());
     let a_contacts = server.login_with_keys(A, &contact_type).await;
-    let patient_share = share(
+    let patient_share = shared(
+        A,
         &a.entity(patient.id).await.unwrap(),
         &patient_opened,
         &[w.target(A, B, Explicit, Read)],
-    )
-    .unwrap();
-    let child_share = share(
+    );
+    let child_share = shared(
+        A,
         &a.entity(first.id).await.unwrap(),
         &first_opened,
         &[w.target(A, B, Explicit, Read)],
-    )
-    .unwrap();
+    );
     a.share(&ShareRequest::new(patient_share)).await.unwrap();
     a_contacts
         .share(&ShareRequest::new(child_share))
@@ -474,9 +490,12 @@ async fn a_query_by_delegation_key_needs_the_key() {
     let note_type = ty("Note");
     let server = TestServer::memory().await;
     server.register_world().await;
-    let a = server.login(A).await;
+    // Protocol v2: creating needs the root's key (a clear label naming the creator proves nothing), so another
+    // session of A creates, and this one starts without keys.
+    let creator = server.login_with_keys(A, &note_type).await;
     let entities: Vec<_> = (0..3).map(|_| note(A).0).collect();
-    a.create_entities(&entities).await.unwrap();
+    creator.create_entities(&entities).await.unwrap();
+    let a = server.login(A).await;
     let root = w.dk(A, A, &note_type);
 
     // Without proving the key, nothing; with it, all three.
@@ -498,16 +517,17 @@ async fn attachments_are_uploaded_whole_and_read_by_segment() {
     let server = TestServer::memory().await;
     server.register_world().await;
     let a = server.login_with_keys(A, &note_type).await;
-    let b = server.login(B).await;
+    // B proves its keys (protocol v2: the server grants nothing on the clear delegate label).
+    let b = server.login_with_keys(B, &note_type).await;
     let (entity, opened) = note(A);
     let id = entity.id;
     a.create_entity(&entity).await.unwrap();
-    let entries = share(
+    let entries = shared(
+        A,
         &a.entity(id).await.unwrap(),
         &opened,
         &[w.target(A, B, Explicit, Read)],
-    )
-    .unwrap();
+    );
     a.share(&ShareRequest::new(entries)).await.unwrap();
 
     let data = content(3 * SEGMENT_LEN + 1234);
@@ -515,8 +535,9 @@ async fn attachments_are_uploaded_whole_and_read_by_segment() {
     let aid = reference.id;
     // The reference must be on the entity first.
     assert_eq!(status(a.put_attachment(id, aid, sealed.clone()).await), 400);
-    let mut with_ref = a.entity(id).await.unwrap();
-    with_ref.attachments.push(reference.clone());
+    let with_ref = revised(A, &a.entity(id).await.unwrap(), &opened, |e| {
+        e.attachments.push(reference.clone());
+    });
     let rev = a.update_entity(&with_ref, with_ref.rev).await.unwrap();
     assert_eq!(rev, 3);
     // A stream of another length than the reference says is refused.
@@ -562,6 +583,10 @@ async fn attachments_are_uploaded_whole_and_read_by_segment() {
     assert_eq!(open_attachment(&read, &reference, &whole).unwrap(), data);
     let mut session_client = server.client();
     let session = session_client.login(w.keys(B)).await.unwrap();
+    session_client
+        .register_access_keys(&w.access_keys(B, &note_type))
+        .await
+        .unwrap();
     let total = sealed.len();
     let answer = raw(
         &server.base,
@@ -630,11 +655,12 @@ async fn attachments_are_uploaded_whole_and_read_by_segment() {
     let current = a.entity(id).await.unwrap();
     a.delete_entity(id, current.rev).await.unwrap();
     assert_eq!(status(a.attachment(id, aid, None).await), 404);
-    let recreated = tessera_sharing::EncryptedEntity {
-        attachments: vec![reference],
-        ..entity
-    };
-    a.create_entity(&recreated).await.unwrap();
+    // Recreated, then given the reference in its next (signed) version, as protocol v2 writes references.
+    a.create_entity(&entity).await.unwrap();
+    let recreated = revised(A, &a.entity(id).await.unwrap(), &opened, |e| {
+        e.attachments = vec![reference];
+    });
+    a.update_entity(&recreated, 1).await.unwrap();
     assert_eq!(status(a.attachment(id, aid, Some(0..9)).await), 404);
     server.shutdown().await;
 }
@@ -804,8 +830,9 @@ async fn an_owner_without_access_gets_404_never_403() {
     let id = entity.id;
     a.create_entity(&entity).await.unwrap();
     let (reference, sealed) = seal_attachment(&opened, b"attachment").unwrap();
-    let mut with_ref = a.entity(id).await.unwrap();
-    with_ref.attachments.push(reference.clone());
+    let with_ref = revised(A, &a.entity(id).await.unwrap(), &opened, |e| {
+        e.attachments.push(reference.clone());
+    });
     a.update_entity(&with_ref, 1).await.unwrap();
     a.put_attachment(id, reference.id, sealed.clone())
         .await
@@ -872,7 +899,7 @@ async fn an_owner_without_access_gets_404_never_403() {
         assert_eq!(hidden, absent, "case {index}");
     }
     // A share that C builds for itself is refused the same way.
-    let forged = share(&stored, &opened, &[w.target(A, C, Explicit, Read)]).unwrap();
+    let forged = shared(A, &stored, &opened, &[w.target(A, C, Explicit, Read)]);
     assert_eq!(status(c.share(&ShareRequest::new(forged)).await), 404);
     let queried = c.query_by_delegation_key(&w.dk(A, A, &note_type)).await;
     assert!(queried.unwrap().is_empty());
@@ -885,17 +912,25 @@ async fn an_owner_without_access_gets_404_never_403() {
 async fn creating_over_an_invisible_entity_reveals_no_revision() {
     let server = TestServer::memory().await;
     server.register_world().await;
-    let a = server.login(A).await;
-    let (entity, _) = note(A);
+    let note_type = ty("Note");
+    let a = server.login_with_keys(A, &note_type).await;
+    let (entity, opened) = note(A);
     a.create_entity(&entity).await.unwrap();
     let mut stored = a.entity(entity.id).await.unwrap();
     for _ in 0..4 {
-        stored.public.insert("n".into(), json!(stored.rev));
-        stored.rev = a.update_entity(&stored, stored.rev).await.unwrap();
+        let rev = stored.rev;
+        let next = revised(A, &stored, &opened, |e| {
+            e.public.insert("n".into(), json!(rev));
+        });
+        stored = tessera_sharing::EncryptedEntity {
+            rev: a.update_entity(&next, rev).await.unwrap(),
+            ..next
+        };
     }
     assert_eq!(stored.rev, 5);
     // C cannot see the entity, yet learns from the conflict that it exists and has been written five times.
-    let c = server.login(C).await;
+    // C proves the key of its own root, so that its create passes the creator check and meets the conflict.
+    let c = server.login_with_keys(C, &note_type).await;
     assert_eq!(status(c.entity(entity.id).await), 404);
     let (mine, _) = create_as(C, Spec::note());
     let squatting = tessera_sharing::EncryptedEntity {
@@ -921,42 +956,37 @@ async fn revoke_and_rotate_through_the_rotation_endpoint() {
     let (entity, opened) = note(A);
     let id = entity.id;
     a.create_entity(&entity).await.unwrap();
-    let entries = share(
+    let entries = shared(
+        A,
         &a.entity(id).await.unwrap(),
         &opened,
         &[
             w.target(A, B, Explicit, Read),
             w.target(A, C, Explicit, Write),
         ],
-    )
-    .unwrap();
+    );
     a.share(&ShareRequest::new(entries)).await.unwrap();
     let stored = a.entity(id).await.unwrap();
-    let rotation = revoke_and_rotate(
+    let (rotated, _) = revoke_and_rotate(
         &stored,
         &decrypt(&stored, &w.access(A)).unwrap(),
         &[w.dk(A, B, &note_type)],
         &w.access(A),
+        w.keys(A),
     )
+    .unwrap()
+    .sign(w.keys(A))
     .unwrap();
     // C, with write access but not the root, cannot rotate.
     let c = server.login_with_keys(C, &note_type).await;
-    assert_eq!(
-        status(c.rotate_entity(&rotation.entity, stored.rev).await),
-        422
-    );
-    assert_eq!(
-        status(a.rotate_entity(&rotation.entity, stored.rev - 1).await),
-        409
-    );
+    assert_eq!(status(c.rotate_entity(&rotated, stored.rev).await), 422);
+    assert_eq!(status(a.rotate_entity(&rotated, stored.rev - 1).await), 409);
     // Through the plain update endpoint, a rotation is a metadata change.
-    assert_eq!(
-        status(a.update_entity(&rotation.entity, stored.rev).await),
-        422
-    );
-    let rev = a.rotate_entity(&rotation.entity, stored.rev).await.unwrap();
+    assert_eq!(status(a.update_entity(&rotated, stored.rev).await), 422);
+    let rev = a.rotate_entity(&rotated, stored.rev).await.unwrap();
     assert_eq!(rev, stored.rev + 1);
-    let b = server.login(B).await;
+    // B, even proving its key, no longer sees the entity.
+    let b = server.login_with_keys(B, &note_type).await;
     assert_eq!(status(b.entity(id).await), 404);
     let for_c = decrypt(&c.entity(id).await.unwrap(), &w.access(C)).unwrap();
     assert_eq!(for_c.document["note"], "rest and fluids");
@@ -1093,7 +1123,7 @@ async fn a_bulk_share_answers_in_request_order() {
     notes.sort_by_key(|(entity, _)| std::cmp::Reverse(entity.id));
     let mut entries = Vec::new();
     for (stored, opened) in &notes {
-        entries.extend(share(stored, opened, &[w.target(A, B, Explicit, Read)]).unwrap());
+        entries.extend(shared(A, stored, opened, &[w.target(A, B, Explicit, Read)]));
     }
     let written = a.share(&ShareRequest::new(entries)).await.unwrap();
     let expected: Vec<(EntityId, u64)> = notes.iter().map(|(e, _)| (e.id, e.rev + 1)).collect();

@@ -11,14 +11,16 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{ADMIN, Spec, TestServer, Who, contains, create_as, document, ty, world};
+use common::{
+    ADMIN, Spec, TestServer, Who, contains, create_as, document, revised, shared, ty, world,
+};
 use tessera_keys::KeyBag;
 use tessera_keys::wire::hex;
 use tessera_primitives::stream::SEGMENT_LEN;
 use tessera_sharing::attachment::seal_attachment;
 use tessera_sharing::{
     ParentLink, Permission, SecretId, SecretIdScope, ShareRequest, SideMapEntry, Visibility,
-    decrypt, share,
+    decrypt,
 };
 use tessera_store::{RedbStore, Store};
 use tessera_wire::{Format, RecoveryBody};
@@ -80,18 +82,23 @@ async fn the_database_file_holds_no_plaintext_and_no_key() {
         w.target(A, B, Visibility::Explicit, Permission::Read),
         w.target(A, P, Visibility::AnonymousDelegate, Permission::Read),
     ];
-    let mut entries = share(&patient, &patient_opened, &targets).unwrap();
-    entries.extend(share(&child, &child_opened, &targets).unwrap());
+    let mut entries = shared(A, &patient, &patient_opened, &targets);
+    entries.extend(shared(A, &child, &child_opened, &targets));
     a.share(&ShareRequest::new(entries)).await.unwrap();
 
     // An attachment of two segments and a bit, referenced through an update that also changes a public field.
     let content = ATTACHMENT.repeat(2 * SEGMENT_LEN / ATTACHMENT.len() + 10);
     let (reference, sealed) = seal_attachment(&patient_opened, content.as_bytes()).unwrap();
-    let mut stored = a.entity(patient.id).await.unwrap();
-    stored.attachments.push(reference.clone());
-    stored
-        .public
-        .insert("status".into(), serde_json::json!("reviewed"));
+    let stored = revised(
+        A,
+        &a.entity(patient.id).await.unwrap(),
+        &patient_opened,
+        |e| {
+            e.attachments.push(reference.clone());
+            e.public
+                .insert("status".into(), serde_json::json!("reviewed"));
+        },
+    );
     a.update_entity(&stored, stored.rev).await.unwrap();
     a.put_attachment(patient.id, reference.id, sealed)
         .await

@@ -20,7 +20,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{TestServer, Who, get_with_token, note, status, status_code, ty, world};
+use common::{TestServer, Who, get_with_token, note, revised, status, status_code, ty, world};
 use http_body_util::BodyExt;
 use hyper::body::Frame;
 use hyper::{Method, Request};
@@ -68,15 +68,19 @@ async fn note_with(
     DecryptedEntity,
     Vec<(AttachmentRef, Vec<u8>)>,
 ) {
-    let (mut entity, opened) = note(A);
+    let (entity, opened) = note(A);
     let sealed: Vec<_> = contents
         .iter()
         .map(|content| seal_attachment(&opened, content).unwrap())
         .collect();
-    entity
-        .attachments
-        .extend(sealed.iter().map(|(reference, _)| reference.clone()));
+    // The references are part of the signed version (protocol v2): the creator creates the entity, then writes
+    // them in its next version.
     a.create_entity(&entity).await.unwrap();
+    let with_refs = revised(A, &a.entity(entity.id).await.unwrap(), &opened, |e| {
+        e.attachments
+            .extend(sealed.iter().map(|(reference, _)| reference.clone()));
+    });
+    a.update_entity(&with_refs, 1).await.unwrap();
     (a.entity(entity.id).await.unwrap(), opened, sealed)
 }
 
@@ -236,8 +240,9 @@ async fn a_large_attachment_streams_in_and_out_byte_for_byte() {
     // Again from a reader, in pieces that do not follow the segments: the same bytes come back.
     let other = content(9 * (1 << 20) + 1, 7);
     let (second, second_stream) = seal_attachment(&opened, &other).unwrap();
-    let mut with_second = a.entity(id).await.unwrap();
-    with_second.attachments.push(second.clone());
+    let with_second = revised(A, &a.entity(id).await.unwrap(), &opened, |e| {
+        e.attachments.push(second.clone());
+    });
     a.update_entity(&with_second, with_second.rev)
         .await
         .unwrap();
@@ -349,8 +354,9 @@ async fn an_upload_over_the_limit_is_413_and_keeps_the_previous_content() {
     // The entity now references a stream over the limit under the same attachment id.
     let (mut big, big_stream) = seal_attachment(&opened, &content(limit + 500_000, 2)).unwrap();
     big.id = aid;
-    let mut updated = a.entity(id).await.unwrap();
-    updated.attachments = vec![big.clone()];
+    let updated = revised(A, &a.entity(id).await.unwrap(), &opened, |e| {
+        e.attachments = vec![big.clone()];
+    });
     a.update_entity(&updated, updated.rev).await.unwrap();
     let unchanged = || async {
         assert!(a.attachment(id, aid, None).await.unwrap() == previous);

@@ -11,7 +11,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{TestServer, Who, note, status, ty};
+use common::{TestServer, Who, note, revised, status, ty};
 use serde_json::json;
 use tessera_client::Client;
 use tessera_sharing::EncryptedEntity;
@@ -93,14 +93,15 @@ async fn concurrent_creates_keep_their_own_all_or_none_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_race_for_one_id_has_one_winner() {
     let (server, _dir) = redb_server().await;
-    let a = server.login(Who::A).await;
+    let a = server.login_with_keys(Who::A, &ty("Note")).await;
     for _ in 0..5 {
-        let (template, _) = note(Who::A);
+        let (template, opened) = note(Who::A);
         let mut tasks = Vec::new();
         for racer in 0..TASKS {
             let client = a.clone();
-            let mut entity = template.clone();
-            entity.public.insert("racer".into(), json!(racer));
+            let entity = revised(Who::A, &template, &opened, |e| {
+                e.public.insert("racer".into(), json!(racer));
+            });
             tasks.push(tokio::spawn(async move {
                 (racer, client.create_entity(&entity).await)
             }));
@@ -126,8 +127,8 @@ async fn a_race_for_one_id_has_one_winner() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_updates_of_one_revision_have_one_winner() {
     let (server, _dir) = redb_server().await;
-    let a = server.login(Who::A).await;
-    let (entity, _) = note(Who::A);
+    let a = server.login_with_keys(Who::A, &ty("Note")).await;
+    let (entity, opened) = note(Who::A);
     a.create_entity(&entity).await.unwrap();
     for round in 1..=3u64 {
         let stored = a.entity(entity.id).await.unwrap();
@@ -135,8 +136,9 @@ async fn concurrent_updates_of_one_revision_have_one_winner() {
         let mut tasks = Vec::new();
         for writer in 0..TASKS {
             let client = a.clone();
-            let mut update = stored.clone();
-            update.public.insert("writer".into(), json!(writer));
+            let update = revised(Who::A, &stored, &opened, |e| {
+                e.public.insert("writer".into(), json!(writer));
+            });
             tasks.push(tokio::spawn(async move {
                 (writer, client.update_entity(&update, round).await)
             }));

@@ -127,6 +127,11 @@ async fn every_acknowledged_create_survives_sigkill_and_restart() {
     let (mut child, base) = start_server(&data_dir);
     let mut client = Client::new(base);
     client.login(w.keys(Who::A)).await.unwrap();
+    // Protocol v2: the server shows an entity only to a requester that proved one of its keys.
+    client
+        .register_access_keys(&w.access_keys(Who::A, &note_type))
+        .await
+        .unwrap();
     for id in &acknowledged {
         let entity = client
             .entity(*id)
@@ -134,10 +139,6 @@ async fn every_acknowledged_create_survives_sigkill_and_restart() {
             .unwrap_or_else(|e| panic!("acknowledged entity {id} lost: {e}"));
         assert_eq!(entity.rev, 1);
     }
-    client
-        .register_access_keys(&w.access_keys(Who::A, &note_type))
-        .await
-        .unwrap();
     let stored = client
         .query_by_delegation_key(&w.dk(Who::A, Who::A, &note_type))
         .await

@@ -12,14 +12,15 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    RawAnswer, TestServer, Who, bearer, get_with_token, note, raw, status, status_code, ty, world,
+    RawAnswer, TestServer, Who, bearer, get_with_token, note, raw, revised, shared, status,
+    status_code, ty, world,
 };
 use hyper::Method;
 use serde_json::json;
 use tessera_client::Client;
 use tessera_keys::AccessControlKey;
 use tessera_sharing::attachment::seal_attachment;
-use tessera_sharing::{EncryptedEntity, Permission, ShareRequest, Visibility, decrypt, share};
+use tessera_sharing::{EncryptedEntity, Permission, ShareRequest, Visibility, decrypt};
 use tessera_store::MemoryStore;
 use tessera_wire::{ACCESS_KEYS_HEADER, BINCODE, Entities, EntityUpdate, Format, JSON, Revocation};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -66,12 +67,12 @@ async fn shared_note(server: &TestServer) -> (Client, EncryptedEntity) {
     let a = server.login_with_keys(A, &note_type).await;
     let (entity, opened) = note(A);
     a.create_entity(&entity).await.unwrap();
-    let entries = share(
+    let entries = shared(
+        A,
         &a.entity(entity.id).await.unwrap(),
         &opened,
         &[w.target(A, B, Explicit, Read)],
-    )
-    .unwrap();
+    );
     a.share(&ShareRequest::new(entries)).await.unwrap();
     let stored = a.entity(entity.id).await.unwrap();
     (a, stored)
@@ -157,8 +158,10 @@ async fn an_expired_session_is_401() {
     })
     .await;
     server.register_world().await;
+    let keys = world().access_keys(A, &ty("Note"));
     let mut a = server.client();
     let session = a.login(world().keys(A)).await.unwrap();
+    a.register_access_keys(&keys).await.unwrap();
     let (entity, _) = note(A);
     a.create_entity(&entity).await.unwrap();
     a.entity(entity.id).await.unwrap();
@@ -178,6 +181,7 @@ async fn an_expired_session_is_401() {
     assert_error(&answer, 401, "unauthorized");
     // Logging in again opens a new session; nothing was created by the expired one.
     a.login(world().keys(A)).await.unwrap();
+    a.register_access_keys(&keys).await.unwrap();
     a.entity(entity.id).await.unwrap();
     assert_eq!(status(a.entity(other.id).await), 404);
     server.shutdown().await;
@@ -222,17 +226,18 @@ async fn a_body_over_the_limit_is_413_and_changes_nothing() {
     let (small, opened) = note(A);
     a.create_entity(&small).await.unwrap();
     let stored = a.entity(small.id).await.unwrap();
-    let mut grown = stored.clone();
-    grown
-        .public
-        .insert("padding".into(), json!("y".repeat(100 << 10)));
+    let grown = revised(A, &stored, &opened, |e| {
+        e.public
+            .insert("padding".into(), json!("y".repeat(100 << 10)));
+    });
     assert_eq!(status(a.update_entity(&grown, 1).await), 413);
     assert_eq!(a.entity(small.id).await.unwrap(), stored);
 
     // Attachments have their own limit.
     let (reference, sealed) = seal_attachment(&opened, &vec![7; 300 << 10]).unwrap();
-    let mut with_ref = stored.clone();
-    with_ref.attachments.push(reference.clone());
+    let with_ref = revised(A, &stored, &opened, |e| {
+        e.attachments.push(reference.clone())
+    });
     a.update_entity(&with_ref, 1).await.unwrap();
     assert_eq!(
         status(a.put_attachment(small.id, reference.id, sealed).await),
@@ -243,8 +248,9 @@ async fn a_body_over_the_limit_is_413_and_changes_nothing() {
         404
     );
     let (fits, sealed) = seal_attachment(&opened, &vec![7; 200 << 10]).unwrap();
-    let mut with_ref = a.entity(small.id).await.unwrap();
-    with_ref.attachments.push(fits.clone());
+    let with_ref = revised(A, &a.entity(small.id).await.unwrap(), &opened, |e| {
+        e.attachments.push(fits.clone());
+    });
     a.update_entity(&with_ref, 2).await.unwrap();
     a.put_attachment(small.id, fits.id, sealed.clone())
         .await
@@ -259,7 +265,10 @@ async fn malformed_bodies_are_400_and_change_nothing() {
     server.register_world().await;
     let mut a = server.client();
     let session = a.login(world().keys(A)).await.unwrap();
-    let (entity, _) = note(A);
+    a.register_access_keys(&world().access_keys(A, &ty("Note")))
+        .await
+        .unwrap();
+    let (entity, opened) = note(A);
     let create = Entities {
         entities: vec![entity.clone()],
     };
@@ -338,8 +347,9 @@ async fn malformed_bodies_are_400_and_change_nothing() {
     // The well-formed bodies do work, and an update with trailing bytes leaves the entity unchanged.
     a.create_entity(&entity).await.unwrap();
     let stored = a.entity(entity.id).await.unwrap();
-    let mut changed = stored.clone();
-    changed.public.insert("status".into(), json!("changed"));
+    let changed = revised(A, &stored, &opened, |e| {
+        e.public.insert("status".into(), json!("changed"));
+    });
     let update = EntityUpdate {
         entity: changed,
         expected_rev: 1,
@@ -434,8 +444,8 @@ async fn ten_thousand_access_keys_in_headers_are_refused_and_change_nothing() {
     .unwrap();
     assert_error(&answer, 431, "too_many_access_keys");
 
-    // Nothing changed: B still sees the entity at the same revision.
-    let b = server.login(B).await;
+    // Nothing changed: B (proving its key, protocol v2) still sees the entity at the same revision.
+    let b = server.login_with_keys(B, &note_type).await;
     assert_eq!(b.entity(stored.id).await.unwrap(), stored);
 
     // At the limit (4,096 keys) the same request goes through.
@@ -458,12 +468,12 @@ async fn ten_thousand_keys_in_a_registration_are_431_and_register_none() {
     let a = server.login_with_keys(A, &note_type).await;
     let (entity, opened) = note(A);
     a.create_entity(&entity).await.unwrap();
-    let entries = share(
+    let entries = shared(
+        A,
         &a.entity(entity.id).await.unwrap(),
         &opened,
         &[w.target(A, P, Visibility::AnonymousDelegate, Read)],
-    )
-    .unwrap();
+    );
     a.share(&ShareRequest::new(entries)).await.unwrap();
 
     let p = server.login(P).await;
@@ -491,38 +501,64 @@ async fn rule_violations_are_422_and_change_nothing() {
     let w = world();
     let note_type = ty("Note");
     let server = TestServer::memory().await;
-    let (a, stored) = shared_note(&server).await;
-    let id = stored.id;
+    let (a, shared_with_b) = shared_note(&server).await;
+    let id = shared_with_b.id;
+    // A shares with C too (read), so that C sees the entity below.
+    let opened_a = decrypt(&shared_with_b, &w.access(A)).unwrap();
+    let to_c = shared(
+        A,
+        &shared_with_b,
+        &opened_a,
+        &[w.target(A, C, Explicit, Read)],
+    );
+    a.share(&ShareRequest::new(to_c)).await.unwrap();
+    let stored = a.entity(id).await.unwrap();
 
     // B (read access) shares with C granting write: a widening.
     let b = server.login_with_keys(B, &note_type).await;
     let opened_b = decrypt(&stored, &w.access(B)).unwrap();
-    let mut widening = share(&stored, &opened_b, &[w.target(B, C, Explicit, Read)]).unwrap();
+    let mut widening = shared(B, &stored, &opened_b, &[w.target(B, C, Explicit, Read)]);
     widening[0].delegation.permission = Write;
     rule(b.share(&ShareRequest::new(widening)).await);
 
-    // B without its keys registered cannot name its delegation as parent, though it sees the entity.
+    // A requester that sees the entity but does not hold the parent an entry names cannot add it: C (its own
+    // read delegation proved) sends B's entry, whose parent is B's delegation.
+    let valid = shared(B, &stored, &opened_b, &[w.target(B, C, Explicit, Read)]);
+    let c = server.login_with_keys(C, &note_type).await;
+    rule(c.share(&ShareRequest::new(valid.clone())).await);
+    // B without its keys registered used to see the entity through the clear delegate label and fail on the
+    // parent rule; protocol v2 grants nothing on clear labels, so B does not even see the entity.
     let b_without_keys = server.login(B).await;
-    let valid = share(&stored, &opened_b, &[w.target(B, C, Explicit, Read)]).unwrap();
-    rule(
-        b_without_keys
-            .share(&ShareRequest::new(valid.clone()))
-            .await,
+    assert_eq!(
+        status(
+            b_without_keys
+                .share(&ShareRequest::new(valid.clone()))
+                .await
+        ),
+        404
     );
 
-    // A plain update that changes the security metadata.
-    let mut without_b = stored.clone();
-    without_b
-        .security_metadata
-        .delegations
-        .remove(&w.dk(A, B, &note_type));
+    // A plain update that changes the security metadata (otherwise a valid new version signed by A).
+    let without_b = revised(A, &stored, &opened_a, |e| {
+        e.security_metadata
+            .delegations
+            .remove(&w.dk(A, B, &note_type));
+    });
     rule(a.update_entity(&without_b, stored.rev).await);
-    let mut with_c = stored.clone();
-    with_c
-        .security_metadata
-        .delegations
-        .insert(valid[0].delegation_key, valid[0].delegation.clone());
+    let with_c = revised(A, &stored, &opened_a, |e| {
+        e.security_metadata
+            .delegations
+            .insert(valid[0].delegation_key, valid[0].delegation.clone());
+    });
     rule(a.update_entity(&with_c, stored.rev).await);
+    // A plain update whose content version is not the stored one plus one (a replay of the stored version, or
+    // a version that skips one).
+    rule(a.update_entity(&stored, stored.rev).await);
+    let mut skipping = revised(A, &stored, &opened_a, |e| {
+        e.public.insert("status".into(), json!("skips"));
+    });
+    skipping.content_version += 1;
+    rule(a.update_entity(&skipping, stored.rev).await);
 
     // Revoking the root.
     rule(
@@ -533,29 +569,28 @@ async fn rule_violations_are_422_and_change_nothing() {
         .await,
     );
     // Re-sending a delegation that exists (a share never overwrites).
-    let opened_a = decrypt(&stored, &w.access(A)).unwrap();
-    let again = share(
+    let again = shared(
+        A,
         &EncryptedEntity {
             security_metadata: Default::default(),
             ..stored.clone()
         },
         &opened_a,
         &[w.target(A, B, Explicit, Read)],
-    )
-    .unwrap();
+    );
     rule(a.share(&ShareRequest::new(again)).await);
 
     // A bulk share is all or none: one valid entry and one widening, on two entities.
     let (second, second_opened) = note(A);
     a.create_entity(&second).await.unwrap();
     let second_stored = a.entity(second.id).await.unwrap();
-    let mut entries = share(
+    let mut entries = shared(
+        A,
         &second_stored,
         &second_opened,
         &[w.target(A, C, Explicit, Read)],
-    )
-    .unwrap();
-    let mut bad = share(&stored, &opened_a, &[w.target(A, C, Explicit, Read)]).unwrap();
+    );
+    let mut bad = shared(A, &stored, &opened_a, &[w.target(A, P, Explicit, Read)]);
     bad[0].delegation.parents = [w.dk(A, B, &note_type)].into();
     bad[0].delegation.permission = Write;
     entries.extend(bad);

@@ -30,7 +30,8 @@ use tessera_server::{Server, ServerConfig};
 use tessera_sharing::test_utils;
 use tessera_sharing::{
     AccessIndex, DecryptedEntity, DelegationTarget, EncryptedEntity, EncryptionManifest, EntityId,
-    NewEntity, ParentLink, Permission, SecretId, SecretIdScope, Visibility, create,
+    EntityKeys, NewEntity, ParentLink, Permission, SecretId, SecretIdScope, ShareEntry, Visibility,
+    create, revise, share,
 };
 use tessera_store::{MemoryStore, Store};
 use tessera_wire::Format;
@@ -187,8 +188,35 @@ pub fn create_as(creator: Who, spec: Spec<'_>) -> (EncryptedEntity, DecryptedEnt
         },
         w.target(creator, creator, spec.root_visibility, Permission::Write),
         &spec.autos,
+        w.keys(creator),
     )
     .unwrap()
+}
+
+/// A new version of `stored` that `writer` (holding write access, `opened` its keys) writes with `change` applied
+/// to a copy: the content version one up and signed by the writer, as protocol v2 asks of every update.
+pub fn revised(
+    writer: Who,
+    stored: &EncryptedEntity,
+    opened: &EntityKeys,
+    change: impl FnOnce(&mut EncryptedEntity),
+) -> EncryptedEntity {
+    revise(stored, opened, world().keys(writer), |entity| {
+        change(entity);
+        Ok(())
+    })
+    .unwrap()
+}
+
+/// The share entries by which `sharer` (`opened` its keys of `stored`) shares `stored` with `targets`, signed by
+/// the sharer.
+pub fn shared(
+    sharer: Who,
+    stored: &EncryptedEntity,
+    opened: &EntityKeys,
+    targets: &[DelegationTarget<'_>],
+) -> Vec<ShareEntry> {
+    share(stored, opened, targets, world().keys(sharer)).unwrap()
 }
 
 /// `creator` creates (client-side) a `Note` with only its root delegation.

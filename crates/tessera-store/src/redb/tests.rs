@@ -201,12 +201,15 @@ fn dummy_entity(id: EntityId) -> EncryptedEntity {
         id,
         entity_type: tessera_keys::EntityType::new("Note").unwrap(),
         rev: 0,
+        content_version: 1,
+        key_epoch: 0,
         public: serde_json::Map::new(),
         encrypted_self: tessera_sharing::Sealed(vec![0; 40]),
         key_commitment: [0; 32],
         secret_foreign_keys: Default::default(),
         security_metadata: Default::default(),
         attachments: Vec::new(),
+        writer_proof: tessera_sharing::Sealed(vec![0; 40]),
     }
 }
 

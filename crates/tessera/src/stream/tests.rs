@@ -33,11 +33,12 @@ const LENGTHS: [usize; 6] = [
 
 /// A note opened by its creator, whose owner's keys are generated once per test binary.
 fn opened() -> DecryptedEntity {
-    static SECRET: OnceLock<ExchangeSecret> = OnceLock::new();
-    let own = SECRET.get_or_init(|| {
+    static OWNER: OnceLock<(OwnerKeys, ExchangeSecret)> = OnceLock::new();
+    let (keys, own) = OWNER.get_or_init(|| {
         let keys =
             OwnerKeys::generate(OwnerId::from_bytes([7; 16]), RsaKeySize::Bits2048, 0).unwrap();
-        ExchangeData::create(&keys, keys.owner(), &[], 0).unwrap().1
+        let own = ExchangeData::create(&keys, keys.owner(), &[], 0).unwrap().1;
+        (keys, own)
     });
     let document = Map::new();
     let manifest = crate::content::encrypt_everything(&document).unwrap();
@@ -54,7 +55,7 @@ fn opened() -> DecryptedEntity {
         visibility: Visibility::Explicit,
         permission: Permission::Write,
     };
-    tessera_sharing::create(new, root, &[]).unwrap().1
+    tessera_sharing::create(new, root, &[], keys).unwrap().1
 }
 
 /// `len` bytes that differ from one segment to the next.
