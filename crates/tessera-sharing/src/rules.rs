@@ -67,11 +67,17 @@ pub fn validate_metadata(metadata: &SecurityMetadata) -> Result<()> {
     Ok(())
 }
 
-/// Checks a newly created entity: its metadata is valid and holds exactly one root.
+/// Checks a newly created entity: content version 1, key epoch 0, and valid metadata with exactly one root.
 ///
 /// # Errors
 /// The first [`RuleViolation`] found.
 pub fn validate_new_entity(entity: &EncryptedEntity) -> Result<()> {
+    if entity.content_version != 1 || entity.key_epoch != 0 {
+        return Err(RuleViolation::InconsistentRequest(
+            "a new entity starts at content version 1 and key epoch 0",
+        )
+        .into());
+    }
     validate_metadata(&entity.security_metadata)
 }
 
