@@ -110,7 +110,11 @@ mod tessera_side {
 
         /// Encrypts `count` records of `document` for the creator (root delegation) and every partner
         /// (auto-delegations), signed together as one batch (one signature), as the SDK's `create_many` does.
-        pub(crate) fn encrypt(&self, document: &Map<String, Value>, count: usize) -> Vec<EncryptedEntity> {
+        pub(crate) fn encrypt(
+            &self,
+            document: &Map<String, Value>,
+            count: usize,
+        ) -> Vec<EncryptedEntity> {
             let root = DelegationTarget {
                 exchange: &self.own,
                 visibility: Visibility::Explicit,

@@ -99,9 +99,12 @@ async fn a_race_for_one_id_has_one_winner() {
         let mut tasks = Vec::new();
         for racer in 0..TASKS {
             let client = a.clone();
-            let entity = revised(Who::A, &template, &opened, |e| {
+            let mut entity = revised(Who::A, &template, &opened, |e| {
                 e.public.insert("racer".into(), json!(racer));
             });
+            // Every racer creates the same new id, so each entry is a first version (the server does not check
+            // signatures; readers do, and this test is about the store's race).
+            entity.content_version = 1;
             tasks.push(tokio::spawn(async move {
                 (racer, client.create_entity(&entity).await)
             }));

@@ -82,7 +82,10 @@ async fn main() -> anyhow::Result<()> {
     println!("Bob reads: {:?}", read.content);
     ensure!(read.content == note, "Bob read something else");
     // Everything Bob relies on was signed by its writer, whom the record names.
-    ensure!(read.writer == alice.owner(), "the note does not say Alice wrote it");
+    ensure!(
+        read.writer == alice.owner(),
+        "the note does not say Alice wrote it"
+    );
 
     let eve = Session::login(Client::new(&url), eve_keys, Tofu::new()).await?;
     let refused = eve.get::<Note>(&saved.entity).await;

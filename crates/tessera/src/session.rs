@@ -725,6 +725,10 @@ impl Session {
                 Err(error) => refusal = Some(error),
             }
         }
+        if !trusted.is_empty() {
+            // The same bundles verify what this owner signs (versions, write delegations).
+            self.lock().signers.insert(owner, trusted.clone());
+        }
         if !newly_pinned.is_empty() {
             let mut state = self.lock();
             let pins = state.owner_state.pins.entry(owner).or_default();
