@@ -6,6 +6,13 @@
 //! What is counted: [`tessera::SessionStats::opened_with_rsa`] (RSA decryptions of exchange data) and
 //! [`tessera::SessionStats::created_exchange_data`] (one RSA wrap and one signature each). The challenge–response
 //! login itself is not counted by the SDK.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails loudly on the first broken expectation"
+)]
 
 mod common;
 

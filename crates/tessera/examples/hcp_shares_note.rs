@@ -71,10 +71,12 @@ async fn main() -> anyhow::Result<()> {
         saved.entity.id
     );
     let pinned = alice.pinned(bob_id);
-    ensure!(pinned.len() == 1, "Bob's bundle was not pinned");
+    let [bob_pin] = pinned.as_slice() else {
+        anyhow::bail!("Bob's bundle was not pinned once: {pinned:?}");
+    };
     println!(
         "Alice pinned Bob's key {} (compare it with Bob out of band)",
-        pinned[0].short_code()
+        bob_pin.short_code()
     );
 
     let bob = Session::login(Client::new(&url), bob_keys, Tofu::new()).await?;
