@@ -1,12 +1,19 @@
-//! Streamed bodies: an attachment download read as it arrives ([`AttachmentReader`]), and an upload read from an
-//! [`AsyncRead`] as it is sent.
+//! Answer bodies: read whole under a size limit ([`answer`], [`read_limited`], [`successful`]), an attachment
+//! download read as it arrives ([`AttachmentReader`]), and an upload read from an [`AsyncRead`] as it is sent.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::Response;
 use hyper::body::{Body as _, Frame, Incoming, SizeHint};
+use hyper::header::CONTENT_LENGTH;
+use tessera_wire::{ErrorBody, ErrorCode};
 use tokio::io::{AsyncRead, ReadBuf};
+
+use crate::client::ERROR_ANSWER;
+use crate::error::{Error, Result};
 
 /// Largest piece of a streamed upload read at once.
 const UPLOAD_PIECE: usize = 64 << 10;
@@ -151,4 +158,52 @@ impl<R: AsyncRead + Unpin> hyper::body::Body for ReaderBody<R> {
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact(self.remaining)
     }
+}
+
+/// The body of a successful answer, read up to `limit` bytes, or the error an unsuccessful one reports.
+pub(crate) async fn answer(response: Response<Incoming>, limit: usize) -> Result<Bytes> {
+    read_limited(successful(response).await?, limit)
+        .await?
+        .ok_or(Error::AnswerTooLarge { limit })
+}
+
+/// The body of `response` if it has at most `limit` bytes, `None` if it has more: refused before reading when
+/// its announced length says so, else as soon as more arrived, so that memory stays bounded by `limit`.
+async fn read_limited(response: Response<Incoming>, limit: usize) -> Result<Option<Bytes>> {
+    let announced = response
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if announced.is_some_and(|len| len > u64::try_from(limit).unwrap_or(u64::MAX)) {
+        return Ok(None);
+    }
+    match Limited::new(response.into_body(), limit).collect().await {
+        Ok(collected) => Ok(Some(collected.to_bytes())),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Ok(None),
+        Err(error) => Err(Error::Transport(error.to_string())),
+    }
+}
+
+/// A successful answer with its body unread, or the error an unsuccessful one reports (its body read up to
+/// [`ERROR_ANSWER`](crate::client::ERROR_ANSWER) bytes).
+pub(crate) async fn successful(response: Response<Incoming>) -> Result<Response<Incoming>> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let bytes = read_limited(response, ERROR_ANSWER).await?;
+    let body: Option<ErrorBody> = bytes
+        .as_ref()
+        .and_then(|bytes| serde_json::from_slice(bytes).ok());
+    let message = match (body.as_ref(), bytes) {
+        (Some(body), _) => body.message.clone(),
+        (None, Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+        (None, None) => format!("(an error body of more than {ERROR_ANSWER} bytes, not read)"),
+    };
+    Err(Error::Status {
+        status: status.as_u16(),
+        code: body.as_ref().map_or(ErrorCode::Unknown, |b| b.error),
+        message,
+    })
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RANGE};
 use hyper::{Method, Request, Response};
@@ -28,11 +28,11 @@ use zeroize::Zeroizing;
 
 use tessera_wire::{
     ACCESS_KEYS_HEADER, AccessKeyBytes, AccessKeys, BearerToken, BulkWritten, Challenge,
-    ChallengeRequest, Entities, EntityUpdate, ErrorBody, ErrorCode, Format, LoginRequest,
-    OCTET_STREAM, RecoveryBody, Revocation, RevokeBody, Session, ShareBody, Versioned, Written,
+    ChallengeRequest, Entities, EntityUpdate, Format, LoginRequest, OCTET_STREAM, RecoveryBody,
+    Revocation, RevokeBody, Session, ShareBody, Versioned, Written,
 };
 
-use crate::body::{AttachmentReader, ReaderBody};
+use crate::body::{AttachmentReader, ReaderBody, answer, successful};
 use crate::error::{Error, Result};
 
 /// Access keys per header value, so that no header line grows past common limits.
@@ -44,7 +44,7 @@ pub const DEFAULT_MAX_ANSWER_BYTES: usize = 64 << 20;
 /// Cap of answers whose size is small and known (a challenge, a session, a revision, an empty answer).
 const SMALL_ANSWER: usize = 64 << 10;
 /// Cap of an error answer's body (a JSON code and message); a longer one is cut, not read.
-const ERROR_ANSWER: usize = 64 << 10;
+pub(crate) const ERROR_ANSWER: usize = 64 << 10;
 
 /// The body of every request: whole for most, read from an [`AsyncRead`] for [`Client::put_attachment_from`].
 type RequestBody = UnsyncBoxBody<Bytes, std::io::Error>;
@@ -767,52 +767,4 @@ fn range_header(range: Option<Range<u64>>) -> Vec<(&'static str, String)> {
         })
         .into_iter()
         .collect()
-}
-
-/// The body of a successful answer, read up to `limit` bytes, or the error an unsuccessful one reports.
-async fn answer(response: Response<Incoming>, limit: usize) -> Result<Bytes> {
-    read_limited(successful(response).await?, limit)
-        .await?
-        .ok_or(Error::AnswerTooLarge { limit })
-}
-
-/// The body of `response` if it has at most `limit` bytes, `None` if it has more: refused before reading when
-/// its announced length says so, else as soon as more arrived, so that memory stays bounded by `limit`.
-async fn read_limited(response: Response<Incoming>, limit: usize) -> Result<Option<Bytes>> {
-    let announced = response
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if announced.is_some_and(|len| len > u64::try_from(limit).unwrap_or(u64::MAX)) {
-        return Ok(None);
-    }
-    match Limited::new(response.into_body(), limit).collect().await {
-        Ok(collected) => Ok(Some(collected.to_bytes())),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Ok(None),
-        Err(error) => Err(Error::Transport(error.to_string())),
-    }
-}
-
-/// A successful answer with its body unread, or the error an unsuccessful one reports (its body read up to
-/// [`ERROR_ANSWER`] bytes).
-async fn successful(response: Response<Incoming>) -> Result<Response<Incoming>> {
-    let status = response.status();
-    if status.is_success() {
-        return Ok(response);
-    }
-    let bytes = read_limited(response, ERROR_ANSWER).await?;
-    let body: Option<ErrorBody> = bytes
-        .as_ref()
-        .and_then(|bytes| serde_json::from_slice(bytes).ok());
-    let message = match (body.as_ref(), bytes) {
-        (Some(body), _) => body.message.clone(),
-        (None, Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
-        (None, None) => format!("(an error body of more than {ERROR_ANSWER} bytes, not read)"),
-    };
-    Err(Error::Status {
-        status: status.as_u16(),
-        code: body.as_ref().map_or(ErrorCode::Unknown, |b| b.error),
-        message,
-    })
 }

@@ -27,7 +27,7 @@ use tessera_primitives::{Sha256, sha256};
 
 use crate::access::DelegationLookup;
 use crate::error::{Error, Result};
-use crate::model::{EncryptedEntity, EntityId, Permission};
+use crate::model::{EncryptedEntity, EntityId, Permission, SecureDelegation};
 
 const TAG_DELEGATION_STATEMENT: &str = "tessera/v2/delegation-statement";
 const TAG_VERSION_STATEMENT: &str = "tessera/v2/version-statement";
@@ -265,15 +265,25 @@ impl DelegationStatement {
 }
 
 /// `SHA-256("tessera/v2/sealed-fields" ‖ 0x00 ‖ u32 n ‖ var(box)… ‖ u32 m ‖ var(box)…)` over a delegation's sealed
-/// secret ids and owning-entity ids.
-pub(crate) fn sealed_fields_hash(secret_ids: &[Vec<u8>], owning: &[Vec<u8>]) -> Result<[u8; 32]> {
+/// secret ids and owning-entity ids, hashed where they lie (no copy: it runs for every delegation opened).
+///
+/// # Errors
+/// [`Error::Malformed`] for a sealed box longer than 4 GiB.
+pub(crate) fn sealed_fields_hash(delegation: &SecureDelegation) -> Result<[u8; 32]> {
+    let len32 = |len: usize| {
+        u32::try_from(len).map_err(|_| Error::Malformed {
+            what: "canonical field",
+            reason: "longer than 4 GiB",
+        })
+    };
     let mut hash = Sha256::new();
     hash.update(TAG_SEALED_FIELDS.as_bytes());
     hash.update(&[0]);
-    for list in [secret_ids, owning] {
-        hash.update(&u32::try_from(list.len()).unwrap_or(u32::MAX).to_be_bytes());
+    for list in [&delegation.secret_ids, &delegation.owning_entity_ids] {
+        hash.update(&len32(list.len())?.to_be_bytes());
         for sealed in list {
-            hash.update(&Enc::untagged().var(sealed)?.finish());
+            hash.update(&len32(sealed.0.len())?.to_be_bytes());
+            hash.update(&sealed.0);
         }
     }
     Ok(hash.finish())
