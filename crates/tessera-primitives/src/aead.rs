@@ -119,7 +119,7 @@ impl AeadKey {
     /// # Errors
     /// [`Error::Randomness`] if no nonce can be drawn; [`Error::Crypto`] if the plaintext exceeds GCM's limit.
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
-        self.seal_with_nonce_inner(random::array()?, plaintext, aad)
+        self.seal_with_nonce_inner(random::nonce()?, plaintext, aad)
     }
 
     /// Seals with a caller-chosen nonce, for known-answer and cross-implementation tests only.

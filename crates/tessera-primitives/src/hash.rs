@@ -63,6 +63,29 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; SHA256_LEN] {
     out
 }
 
+/// An HMAC-SHA-256 key prepared once (its padded key blocks hashed), for many tags under one key.
+///
+/// # Security
+/// Derived from secret key material: never printed. `ring` keeps the prepared state internally and does not
+/// expose it for wiping; keep these short-lived.
+pub struct HmacSha256Key(hmac::Key);
+
+crate::redacted_debug!(HmacSha256Key);
+
+impl HmacSha256Key {
+    /// Prepares `key` (any length, RFC 2104).
+    pub fn new(key: &[u8]) -> Self {
+        Self(hmac::Key::new(hmac::HMAC_SHA256, key))
+    }
+
+    /// HMAC-SHA-256 of `message`: the same as [`hmac_sha256`] with this key.
+    pub fn sign(&self, message: &[u8]) -> [u8; SHA256_LEN] {
+        let mut out = [0u8; SHA256_LEN];
+        out.copy_from_slice(hmac::sign(&self.0, message).as_ref());
+        out
+    }
+}
+
 /// Checks in constant time that `tag` is the HMAC-SHA-256 of `message` under `key`.
 ///
 /// # Errors

@@ -16,10 +16,10 @@ pub use crate::aead::{
 };
 pub use crate::error::{Error, Result};
 pub use crate::hash::{
-    SHA256_LEN, Sha256, constant_time_eq, hmac_sha256, sha256, verify_hmac_sha256,
+    HmacSha256Key, SHA256_LEN, Sha256, constant_time_eq, hmac_sha256, sha256, verify_hmac_sha256,
 };
 pub use crate::kdf::{MAX_OUTPUT_LEN as HKDF_MAX_OUTPUT_LEN, Prk, hkdf_sha256};
-pub use crate::random::{array as random_array, fill as fill_random};
+pub use crate::random::{NonceBatch, array as random_array, fill as fill_random};
 pub use crate::rsa_oaep::{
     ALG_RSA_OAEP_SHA256, MAX_RSA_BITS, MIN_RSA_BITS, RSA_PUBLIC_EXPONENT, RsaKeySize,
     RsaPrivateKey, RsaPublicKey, WRAPPED_KEY_VERSION, WrappedKey,

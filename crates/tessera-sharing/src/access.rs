@@ -34,6 +34,27 @@ pub trait DelegationLookup {
         delegation_key: &DelegationKey,
     ) -> Result<Option<Arc<ExchangeSecret>>>;
 
+    /// The secrets behind those of `delegation_keys` (all of entities of `entity_type`) this owner holds, with
+    /// their keys, in one question: what opening an entity asks for its delegations. The default asks
+    /// [`DelegationLookup::exchange_secret`] once per key; an implementation with a lock or a per-type index
+    /// overrides it to take them once.
+    ///
+    /// # Errors
+    /// As [`DelegationLookup::exchange_secret`].
+    fn exchange_secrets(
+        &self,
+        entity_type: &EntityType,
+        delegation_keys: &mut dyn Iterator<Item = &DelegationKey>,
+    ) -> Result<Vec<(DelegationKey, Arc<ExchangeSecret>)>> {
+        let mut found = Vec::new();
+        for key in delegation_keys {
+            if let Some(secret) = self.exchange_secret(entity_type, key)? {
+                found.push((*key, secret));
+            }
+        }
+        Ok(found)
+    }
+
     /// The key bundle of `owner` with `fingerprint`, if this owner trusts it: the only keys a signature on an
     /// entity (a version, a write delegation) is verified with. `None` makes the operation fail with
     /// [`crate::Error::UnknownSigner`], after which the caller may fetch and trust that owner's bundles and retry.
@@ -181,6 +202,20 @@ impl DelegationLookup for AccessIndex {
         delegation_key: &DelegationKey,
     ) -> Result<Option<Arc<ExchangeSecret>>> {
         Ok(self.find(entity_type, delegation_key).cloned())
+    }
+
+    fn exchange_secrets(
+        &self,
+        entity_type: &EntityType,
+        delegation_keys: &mut dyn Iterator<Item = &DelegationKey>,
+    ) -> Result<Vec<(DelegationKey, Arc<ExchangeSecret>)>> {
+        let index = self.index(entity_type);
+        Ok(delegation_keys
+            .filter_map(|key| {
+                let secret = index.get(key).and_then(|i| self.secrets.get(*i))?;
+                Some((*key, Arc::clone(secret)))
+            })
+            .collect())
     }
 
     fn signer(&self, owner: OwnerId, fingerprint: Fingerprint) -> Result<Option<TrustedBundle>> {

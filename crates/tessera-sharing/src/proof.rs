@@ -11,7 +11,7 @@
 //!   signed by its delegator, and carries (sealed) the signed chain from the root to itself, which its delegate
 //!   presents when it writes.
 //! - A **batch**: the statements one owner commits together are grouped per entity; each group is a leaf of a
-//!   Merkle tree; the owner signs the tree's root once ([`tessera_keys::batch_message`]). A [`Proof`] is a
+//!   Merkle tree; the owner signs the tree's root once (`tessera_keys::batch_message`). A [`Proof`] is a
 //!   statement's place in its group, the group, the path to the root and the signature.
 //! - Proofs and chains travel only sealed (under the entity key or an exchange key), so the server sees neither
 //!   signatures nor signers: a signature in clear could be matched against every public key.
@@ -21,7 +21,6 @@ use std::sync::{Mutex, PoisonError};
 
 use tessera_keys::{
     DelegationKey, EntityType, Fingerprint, FormatVersion, OwnerId, OwnerKeys, SignatureBytes,
-    batch_message,
 };
 use tessera_primitives::{Sha256, sha256};
 
@@ -38,8 +37,8 @@ const TAG_TAGS: &str = "tessera/v2/search-tags";
 
 /// Longest chain of delegations from the root a reader follows.
 pub(crate) const MAX_CHAIN: usize = 16;
-/// Verified batch signatures a [`VerifiedBatches`] remembers before it starts over.
-const MAX_REMEMBERED: usize = 1 << 16;
+/// Verified nodes a [`VerifiedBatches`] remembers before it starts over (about 8 MiB).
+const MAX_REMEMBERED: usize = 1 << 17;
 
 /// A canonical byte string under construction (the sharing layer's counterpart of the key layer's writer).
 pub(crate) struct Enc(Vec<u8>);
@@ -67,11 +66,6 @@ impl Enc {
     }
 
     pub(crate) fn u32(mut self, value: u32) -> Self {
-        self.0.extend_from_slice(&value.to_be_bytes());
-        self
-    }
-
-    pub(crate) fn u64(mut self, value: u64) -> Self {
         self.0.extend_from_slice(&value.to_be_bytes());
         self
     }
@@ -127,6 +121,16 @@ impl<'a> Dec<'a> {
 
     pub(crate) fn u32(&mut self) -> Result<u32> {
         Ok(u32::from_be_bytes(self.array()?))
+    }
+
+    /// `count` hashes of 32 bytes, read into one allocation (after checking that they are all there).
+    fn hashes(&mut self, count: usize) -> Result<Vec<[u8; 32]>> {
+        let bytes = self.take(count.checked_mul(32).ok_or(Error::Crypto)?)?;
+        let mut hashes = Vec::with_capacity(count);
+        for chunk in bytes.chunks_exact(32) {
+            hashes.push(chunk.try_into().map_err(|_| Error::Crypto)?);
+        }
+        Ok(hashes)
     }
 
     pub(crate) fn var(&mut self) -> Result<&'a [u8]> {
@@ -194,6 +198,17 @@ impl DelegationStatement {
             enc = enc.u8(0);
         }
         enc.finish()
+    }
+
+    /// Both encodings from one pass: `(without the creator, with it)`, as [`DelegationStatement::encode`] makes
+    /// them. They share everything but their last field.
+    pub(crate) fn encodings(&self) -> (Vec<u8>, Vec<u8>) {
+        let full = self.encode(true);
+        let shared = full.len().saturating_sub(1 + 16);
+        let mut bound = Vec::with_capacity(shared + 1);
+        bound.extend_from_slice(full.get(..shared).unwrap_or_default());
+        bound.push(0);
+        (bound, full)
     }
 
     fn decode(bytes: &[u8]) -> Result<Self> {
@@ -270,15 +285,7 @@ impl DelegationStatement {
 /// # Errors
 /// [`Error::Malformed`] for a sealed box longer than 4 GiB.
 pub(crate) fn sealed_fields_hash(delegation: &SecureDelegation) -> Result<[u8; 32]> {
-    let len32 = |len: usize| {
-        u32::try_from(len).map_err(|_| Error::Malformed {
-            what: "canonical field",
-            reason: "longer than 4 GiB",
-        })
-    };
-    let mut hash = Sha256::new();
-    hash.update(TAG_SEALED_FIELDS.as_bytes());
-    hash.update(&[0]);
+    let mut hash = tagged_hash(TAG_SEALED_FIELDS);
     for list in [&delegation.secret_ids, &delegation.owning_entity_ids] {
         hash.update(&len32(list.len())?.to_be_bytes());
         for sealed in list {
@@ -289,10 +296,11 @@ pub(crate) fn sealed_fields_hash(delegation: &SecureDelegation) -> Result<[u8; 3
     Ok(hash.finish())
 }
 
-/// The hash of the version statement of `entity` as written by `writer` (see the module documentation).
+/// The hash of the version statement of `entity` as written by `writer` (see the module documentation),
+/// computed as one stream per part, with no intermediate copy: it runs for every record read and written.
 ///
 /// # Errors
-/// [`Error::Malformed`] if the public part does not serialise.
+/// [`Error::Malformed`] if the public part does not serialise, or a part is longer than 4 GiB.
 pub(crate) fn version_hash(
     entity: &EncryptedEntity,
     root: &DelegationKey,
@@ -303,37 +311,60 @@ pub(crate) fn version_hash(
         what: "public part",
         reason: "not serialisable as JSON",
     })?;
-    let public_hash = sha256(&Enc::tagged(TAG_PUBLIC).var(&public)?.finish());
+    let mut public_hash = tagged_hash(TAG_PUBLIC);
+    public_hash.update(&len32(public.len())?.to_be_bytes());
+    public_hash.update(&public);
     let self_hash = sha256(&entity.encrypted_self.0);
-    let mut attachments = Enc::tagged(TAG_ATTACHMENTS)
-        .u32(u32::try_from(entity.attachments.len()).unwrap_or(u32::MAX));
+    let mut attachments = tagged_hash(TAG_ATTACHMENTS);
+    attachments.update(&len32(entity.attachments.len())?.to_be_bytes());
     for reference in &entity.attachments {
-        attachments = attachments
-            .fixed(reference.id.as_bytes())
-            .var(&reference.sealed_key.0)?
-            .u64(reference.encrypted_len);
+        attachments.update(reference.id.as_bytes());
+        attachments.update(&len32(reference.sealed_key.0.len())?.to_be_bytes());
+        attachments.update(&reference.sealed_key.0);
+        attachments.update(&reference.encrypted_len.to_be_bytes());
     }
-    let mut tags = Enc::tagged(TAG_TAGS)
-        .u32(u32::try_from(entity.secret_foreign_keys.len()).unwrap_or(u32::MAX));
+    let mut tags = tagged_hash(TAG_TAGS);
+    tags.update(&len32(entity.secret_foreign_keys.len())?.to_be_bytes());
     for tag in &entity.secret_foreign_keys {
-        tags = tags.fixed(tag.as_bytes());
+        tags.update(tag.as_bytes());
     }
-    let statement = Enc::tagged(TAG_VERSION_STATEMENT)
-        .u8(entity.version.get())
-        .fixed(entity.id.as_bytes())
-        .var(entity.entity_type.as_str().as_bytes())?
-        .u64(entity.content_version)
-        .u32(entity.key_epoch)
-        .fixed(&entity.key_commitment)
-        .fixed(&public_hash)
-        .fixed(&self_hash)
-        .fixed(&sha256(&attachments.finish()))
-        .fixed(&sha256(&tags.finish()))
-        .fixed(root.as_bytes())
-        .fixed(creator.as_bytes())
-        .fixed(writer.as_bytes())
-        .finish();
-    Ok(sha256(&statement))
+    let type_name = entity.entity_type.as_str().as_bytes();
+    let mut statement = tagged_hash(TAG_VERSION_STATEMENT);
+    statement.update(&[entity.version.get()]);
+    statement.update(entity.id.as_bytes());
+    statement.update(&len32(type_name.len())?.to_be_bytes());
+    statement.update(type_name);
+    statement.update(&entity.content_version.to_be_bytes());
+    statement.update(&entity.key_epoch.to_be_bytes());
+    statement.update(&entity.key_commitment);
+    for part in [
+        public_hash.finish(),
+        self_hash,
+        attachments.finish(),
+        tags.finish(),
+    ] {
+        statement.update(&part);
+    }
+    statement.update(root.as_bytes());
+    statement.update(creator.as_bytes());
+    statement.update(writer.as_bytes());
+    Ok(statement.finish())
+}
+
+/// A SHA-256 stream started with `tag ‖ 0x00`, as [`Enc::tagged`] starts a canonical string.
+fn tagged_hash(tag: &str) -> Sha256 {
+    let mut hash = Sha256::new();
+    hash.update(tag.as_bytes());
+    hash.update(&[0]);
+    hash
+}
+
+/// A length as the u32 of a canonical string.
+fn len32(len: usize) -> Result<u32> {
+    u32::try_from(len).map_err(|_| Error::Malformed {
+        what: "canonical field",
+        reason: "longer than 4 GiB",
+    })
 }
 
 fn group_leaf(group: &[[u8; 32]]) -> [u8; 32] {
@@ -379,7 +410,9 @@ fn merkle(leaves: &[[u8; 32]]) -> ([u8; 32], Vec<Vec<[u8; 32]>>) {
     (level.first().copied().unwrap_or([0; 32]), paths)
 }
 
-/// Recomputes the root from a leaf, its index among `leaves` leaves, and its path.
+/// Recomputes the root from a leaf, its index among `leaves` leaves, and its path (what [`Proof::verify`] does
+/// when it meets no verified node on the way).
+#[cfg(test)]
 fn merkle_root(leaf: [u8; 32], index: u32, leaves: u32, path: &[[u8; 32]]) -> Option<[u8; 32]> {
     if index >= leaves {
         return None;
@@ -444,14 +477,10 @@ impl Proof {
         let root = dec.array()?;
         let signature = dec.array()?;
         let index = dec.u32()?;
-        let path_len = dec.u8()?;
-        let path = (0..path_len)
-            .map(|_| dec.array())
-            .collect::<Result<Vec<_>>>()?;
-        let group_len = dec.u16()?;
-        let group = (0..group_len)
-            .map(|_| dec.array())
-            .collect::<Result<Vec<_>>>()?;
+        let path_len = usize::from(dec.u8()?);
+        let path = dec.hashes(path_len)?;
+        let group_len = usize::from(dec.u16()?);
+        let group = dec.hashes(group_len)?;
         let position = dec.u16()?;
         Ok(Self {
             signer,
@@ -467,7 +496,13 @@ impl Proof {
     }
 
     /// Checks that `statement` (a statement hash) is signed by this proof's signer: its place in the group, the
-    /// group's path to the root, and the batch signature (verified once per batch and remembered).
+    /// group's path to the root, and the batch signature.
+    ///
+    /// What is verified is remembered ([`VerifiedBatches`]): every node of a verified path, for its signer. The
+    /// next proof of the same batch climbs its own path only until it meets a node already verified, so the
+    /// thousand records of one batch cost one signature verification and about two node hashes each. Stopping at
+    /// a verified node is sound: node and leaf hashes are domain-separated and collision-resistant, so a value
+    /// that climbs to a node of a signed tree is a leaf of that tree, whatever index and size the proof claims.
     ///
     /// # Errors
     /// [`Error::Crypto`] if any check fails; [`Error::UnknownSigner`] if `access` knows no trusted bundle of the
@@ -480,36 +515,65 @@ impl Proof {
         if self.group.get(usize::from(self.position)) != Some(statement) {
             return Err(Error::Crypto);
         }
-        let root = merkle_root(group_leaf(&self.group), self.index, self.leaves, &self.path)
-            .ok_or(Error::Crypto)?;
-        if root != self.root {
-            return Err(Error::Crypto);
-        }
-        let mut message = batch_message(self.signer, self.fingerprint, self.leaves, &self.root);
-        message.extend_from_slice(&self.signature);
-        let remembered = sha256(&message);
+        let signer = (self.signer, self.fingerprint);
         let cache = access.verified_batches();
-        if cache.is_some_and(|cache| cache.contains(&remembered)) {
-            return Ok(());
+        let mut climbed = Vec::with_capacity(self.path.len() + 1);
+        let mut met = false;
+        {
+            let known = cache.map(VerifiedBatches::lock);
+            let is_known =
+                |hash: &[u8; 32]| known.as_ref().is_some_and(|k| k.contains(&(*hash, signer)));
+            let mut hash = group_leaf(&self.group);
+            let (mut index, mut len) = (self.index, self.leaves);
+            if index >= len {
+                return Err(Error::Crypto);
+            }
+            let mut siblings = self.path.iter();
+            loop {
+                if is_known(&hash) {
+                    met = true;
+                    break;
+                }
+                climbed.push(hash);
+                if len <= 1 {
+                    break;
+                }
+                if index % 2 == 1 {
+                    hash = node(siblings.next().ok_or(Error::Crypto)?, &hash);
+                } else if index + 1 < len {
+                    hash = node(&hash, siblings.next().ok_or(Error::Crypto)?);
+                }
+                index /= 2;
+                len = len.div_ceil(2);
+            }
+            if !met && (siblings.next().is_some() || climbed.last() != Some(&self.root)) {
+                return Err(Error::Crypto);
+            }
         }
-        let bundle = access
-            .signer(self.signer, self.fingerprint)?
-            .ok_or(Error::UnknownSigner(self.signer))?;
-        if bundle.owner() != self.signer || bundle.fingerprint() != self.fingerprint {
-            return Err(Error::Crypto);
+        if !met {
+            let bundle = access
+                .signer(self.signer, self.fingerprint)?
+                .ok_or(Error::UnknownSigner(self.signer))?;
+            if bundle.owner() != self.signer || bundle.fingerprint() != self.fingerprint {
+                return Err(Error::Crypto);
+            }
+            bundle.verify_batch(self.leaves, &self.root, &SignatureBytes(self.signature))?;
         }
-        bundle.verify_batch(self.leaves, &self.root, &SignatureBytes(self.signature))?;
         if let Some(cache) = cache {
-            cache.insert(remembered);
+            cache.remember(climbed, signer);
         }
         Ok(())
     }
 }
 
-/// Batch signatures already verified, remembered by the hash of what was verified (the signed message and the
-/// signature), so that the thousand records of one batch cost one verification. Shared between threads.
+/// The verified nodes of one signer's batches: a node hash and who signed the tree it belongs to.
+type VerifiedNode = ([u8; 32], (OwnerId, Fingerprint));
+
+/// Nodes of signed batch trees already verified, with their signer (see [`Proof::verify`]), so that the thousand
+/// records of one batch cost one signature verification. Shared between threads; bounded (it starts over when
+/// full).
 #[derive(Debug, Default)]
-pub struct VerifiedBatches(Mutex<HashSet<[u8; 32]>>);
+pub struct VerifiedBatches(Mutex<HashSet<VerifiedNode>>);
 
 impl VerifiedBatches {
     /// An empty memory.
@@ -517,27 +581,21 @@ impl VerifiedBatches {
         Self::default()
     }
 
-    fn contains(&self, key: &[u8; 32]) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(key)
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<VerifiedNode>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn insert(&self, key: [u8; 32]) {
-        let mut set = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if set.len() >= MAX_REMEMBERED {
+    fn remember(&self, nodes: Vec<[u8; 32]>, signer: (OwnerId, Fingerprint)) {
+        let mut set = self.lock();
+        if set.len() + nodes.len() > MAX_REMEMBERED {
             set.clear();
         }
-        set.insert(key);
+        set.extend(nodes.into_iter().map(|node| (node, signer)));
     }
 
     /// Forgets everything (for a benchmark of cold reads).
     pub fn clear(&self) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        self.lock().clear();
     }
 }
 
@@ -725,6 +783,94 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
     use super::*;
+
+    /// The memory of verified nodes shortens later proofs of a batch but never lets a proof through that a full
+    /// verification would refuse: another signer, a statement outside its group, a wrong sibling.
+    #[cfg(feature = "test-utils")]
+    #[test]
+    fn remembered_nodes_shorten_proofs_of_their_signer_only() {
+        use crate::AccessIndex;
+        use crate::test_utils::Who;
+        use tessera_keys::test_utils::trusted;
+
+        let (a, b) = (Who::A.keys().unwrap(), Who::B.keys().unwrap());
+        let mut batch = BatchBuilder::default();
+        let statements: Vec<[u8; 32]> = (0u32..5).map(|i| sha256(&i.to_be_bytes())).collect();
+        for statement in &statements {
+            let group = batch.group();
+            batch.push(group, *statement).unwrap();
+        }
+        let signed = batch.sign(&a).unwrap();
+        let proof = |group: usize| signed.proof(group, 0).unwrap();
+        let index = AccessIndex::new(Who::C.id(), [])
+            .with_signers([trusted(&a).unwrap(), trusted(&b).unwrap()]);
+        let remembered = || index.verified_batches().lock().len();
+
+        proof(0).verify(&statements[0], &index).unwrap();
+        let after_first = remembered();
+        assert_eq!(
+            after_first, 4,
+            "leaf, two inner nodes and the root of a 5-leaf tree"
+        );
+        // The next leaf stops at its parent, already verified: one new node.
+        proof(1).verify(&statements[1], &index).unwrap();
+        assert_eq!(remembered(), after_first + 1);
+
+        // The same nodes claimed by another signer are not remembered for it, and its key refuses the root.
+        let mut other = proof(2);
+        other.signer = Who::B.id();
+        other.fingerprint = b.fingerprint();
+        assert!(matches!(
+            other.verify(&statements[2], &index),
+            Err(Error::Crypto)
+        ));
+        // A statement that is not in its group, or a wrong sibling, fails however much is remembered.
+        assert!(matches!(
+            proof(2).verify(&statements[3], &index),
+            Err(Error::Crypto)
+        ));
+        let mut wrong = proof(3);
+        wrong.path[0] = [7; 32];
+        assert!(matches!(
+            wrong.verify(&statements[3], &index),
+            Err(Error::Crypto)
+        ));
+        let mut shifted = proof(3);
+        shifted.index = 5;
+        assert!(matches!(
+            shifted.verify(&statements[3], &index),
+            Err(Error::Crypto)
+        ));
+        for (group, statement) in statements.iter().enumerate() {
+            proof(group).verify(statement, &index).unwrap();
+        }
+    }
+
+    #[test]
+    fn both_encodings_at_once_are_the_two_encodings() {
+        for parents in [
+            BTreeSet::new(),
+            BTreeSet::from([DelegationKey::from_bytes([3; 32])]),
+        ] {
+            let statement = DelegationStatement {
+                entity: EntityId::from_bytes([1; 16]),
+                entity_type: EntityType::new("Note").unwrap(),
+                delegation_key: DelegationKey::from_bytes([2; 32]),
+                delegator: OwnerId::from_bytes([4; 16]),
+                delegate: OwnerId::from_bytes([5; 16]),
+                permission: Permission::Write,
+                epoch: 7,
+                parents,
+                root: DelegationKey::from_bytes([6; 32]),
+                creator: OwnerId::from_bytes([8; 16]),
+                sealed_fields: [9; 32],
+            };
+            assert_eq!(
+                statement.encodings(),
+                (statement.encode(false), statement.encode(true))
+            );
+        }
+    }
 
     #[test]
     fn every_leaf_of_every_tree_size_proves_its_root_and_nothing_else() {

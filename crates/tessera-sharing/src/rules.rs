@@ -13,16 +13,15 @@ use crate::model::{EncryptedEntity, Permission, SecurityMetadata, ShareEntry};
 /// # Errors
 /// [`RuleViolation::NoRoot`] or [`RuleViolation::SeveralRoots`].
 pub fn root(metadata: &SecurityMetadata) -> Result<DelegationKey> {
-    let roots: Vec<DelegationKey> = metadata
+    let mut roots = metadata
         .delegations
         .iter()
         .filter(|(_, d)| d.parents.is_empty())
-        .map(|(key, _)| *key)
-        .collect();
-    match roots.as_slice() {
-        [root] => Ok(*root),
-        [] => Err(RuleViolation::NoRoot.into()),
-        more => Err(RuleViolation::SeveralRoots(more.len()).into()),
+        .map(|(key, _)| *key);
+    match (roots.next(), roots.next()) {
+        (Some(root), None) => Ok(root),
+        (None, _) => Err(RuleViolation::NoRoot.into()),
+        (Some(_), Some(_)) => Err(RuleViolation::SeveralRoots(2 + roots.count()).into()),
     }
 }
 

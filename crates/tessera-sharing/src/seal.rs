@@ -81,16 +81,20 @@ fn commitment_message(entity_type: &EntityType, id: &EntityId) -> Vec<u8> {
 ///
 /// DESIGN.md §6 binds to the delegation key and the field name; the entity id is added because one delegation key
 /// serves every entity of a type between two owners, and a sealed key must not move between those entities.
+///
+/// `bound` (the delegation's statement, for its entity key; empty otherwise) follows, in the same allocation.
 fn delegation_aad(
     delegation_key: &DelegationKey,
     field: DelegationField,
     entity: &EntityId,
+    bound: &[u8],
 ) -> Vec<u8> {
-    let mut aad = tagged(TAG_DELEGATION, 32 + field.name().len() + 17);
+    let mut aad = tagged(TAG_DELEGATION, 32 + field.name().len() + 17 + bound.len());
     aad.extend_from_slice(delegation_key.as_bytes());
     aad.extend_from_slice(field.name().as_bytes());
     aad.push(0);
     aad.extend_from_slice(entity.as_bytes());
+    aad.extend_from_slice(bound);
     aad
 }
 
@@ -104,8 +108,7 @@ pub(crate) fn seal_delegation_field(
     bound: &[u8],
     value: &[u8],
 ) -> Result<Sealed> {
-    let mut aad = delegation_aad(delegation_key, field, entity);
-    aad.extend_from_slice(bound);
+    let aad = delegation_aad(delegation_key, field, entity, bound);
     Ok(Sealed(key.seal(value, &aad)?))
 }
 
@@ -118,8 +121,7 @@ pub(crate) fn open_delegation_field(
     bound: &[u8],
     sealed: &Sealed,
 ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
-    let mut aad = delegation_aad(delegation_key, field, entity);
-    aad.extend_from_slice(bound);
+    let aad = delegation_aad(delegation_key, field, entity, bound);
     let opened = key.open(&sealed.0, &aad)?;
     Ok(zeroize::Zeroizing::new(opened))
 }

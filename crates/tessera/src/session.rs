@@ -766,6 +766,21 @@ impl DelegationLookup for SessionLookup<'_> {
         Ok(self.0.lock().exchange.lookup(entity_type, delegation_key)?)
     }
 
+    fn exchange_secrets(
+        &self,
+        entity_type: &EntityType,
+        delegation_keys: &mut dyn Iterator<Item = &DelegationKey>,
+    ) -> tessera_sharing::Result<Vec<(DelegationKey, Arc<ExchangeSecret>)>> {
+        let mut state = self.0.lock();
+        let mut found = Vec::new();
+        for key in delegation_keys {
+            if let Some(secret) = state.exchange.lookup(entity_type, key)? {
+                found.push((*key, secret));
+            }
+        }
+        Ok(found)
+    }
+
     fn signer(
         &self,
         owner: OwnerId,

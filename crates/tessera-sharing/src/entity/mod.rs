@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 use tessera_keys::{DelegationKey, EntityType, ExchangeSecret, FormatVersion, OwnerId, OwnerKeys};
-use tessera_primitives::{AeadKey, Secret32, hmac_sha256};
+use tessera_primitives::{AeadKey, HmacSha256Key, NonceBatch, Secret32, hmac_sha256, sha256};
 use zeroize::Zeroizing;
 
 use crate::access::DelegationLookup;
@@ -219,11 +219,12 @@ impl std::ops::Deref for DecryptedEntity {
 /// The key with which an owner tags the delegations it makes, so that it recognises them later (a delegate knows
 /// the exchange key and could seal a look-alike; it cannot make the tag): `HMAC-SHA-256(self key,
 /// "tessera/v2/delegation-tag")`.
-fn tag_key(owner: &OwnerKeys) -> Zeroizing<[u8; 32]> {
-    Zeroizing::new(hmac_sha256(
+fn tag_key(owner: &OwnerKeys) -> HmacSha256Key {
+    let key = Zeroizing::new(hmac_sha256(
         owner.self_key().expose_secret(),
         TAG_DELEGATION_TAG,
-    ))
+    ));
+    HmacSha256Key::new(key.as_slice())
 }
 
 /// Creates and encrypts an entity with its root delegation (through `root`, exchange data of the creator with
@@ -239,6 +240,7 @@ pub fn create(
     auto_delegations: &[DelegationTarget<'_>],
     signer: &OwnerKeys,
 ) -> Result<(EncryptedEntity, DecryptedEntity)> {
+    let _nonces = NonceBatch::begin();
     let mut batch = BatchBuilder::default();
     let tag = tag_key(signer);
     let (draft, sensitive, secret_ids, owning) =
@@ -284,6 +286,7 @@ pub fn create_many(
     root: DelegationTarget<'_>,
     signer: &OwnerKeys,
 ) -> Result<Vec<EncryptedEntity>> {
+    let _nonces = NonceBatch::begin();
     let mut batch = BatchBuilder::default();
     let tag = tag_key(signer);
     let mut drafts = Vec::with_capacity(entities.len());
@@ -309,7 +312,7 @@ fn draft_new(
     root: DelegationTarget<'_>,
     auto_delegations: &[DelegationTarget<'_>],
     signer: &OwnerKeys,
-    tag: &[u8; 32],
+    tag: &HmacSha256Key,
     batch: &mut BatchBuilder,
 ) -> Result<NewDraft> {
     let me = signer.owner();
@@ -352,42 +355,44 @@ fn draft_new(
         writer_proof: Sealed(Vec::new()),
     };
     let owning: Vec<EntityId> = parents.iter().map(|p| p.parent).collect();
+    let root_key = root.exchange.delegation_key(&entity.entity_type);
     let contents = DelegationContents {
         entity_key: &entity_key,
         secret_ids: &secret_ids,
         owning_entity_ids: &owning,
-        root: root.exchange.delegation_key(&entity.entity_type),
+        root: root_key,
         creator: me,
         tag,
     };
     let group = batch.group();
-    let (root_key, root_delegation, root_statement) =
-        build_delegation(&entity, root, &contents, BTreeSet::new())?;
+    let built = build_delegation(&entity, root, root_key, &contents, BTreeSet::new())?;
+    let root_link = ChainLink::New(
+        built.statement.clone(),
+        batch.push(group, built.statement_hash())?,
+    );
     entity
         .security_metadata
         .delegations
-        .insert(root_key, root_delegation);
-    let root_link = ChainLink::New(
-        root_statement.clone(),
-        batch.push(group, root_statement.hash())?,
-    );
+        .insert(root_key, built.delegation);
     let mut write_chains = Vec::new();
     for target in auto_delegations {
         let key = target.exchange.delegation_key(&entity.entity_type);
         if entity.security_metadata.delegations.contains_key(&key) {
             continue;
         }
-        let (key, delegation, statement) =
-            build_delegation(&entity, *target, &contents, BTreeSet::from([root_key]))?;
-        if statement.permission == Permission::Write {
-            let position = batch.push(group, statement.hash())?;
+        let built = build_delegation(&entity, *target, key, &contents, BTreeSet::from([root_key]))?;
+        if built.statement.permission == Permission::Write {
+            let position = batch.push(group, built.statement_hash())?;
             write_chains.push((
                 key,
                 target.exchange.sealing_key()?.clone(),
-                vec![root_link.clone(), ChainLink::New(statement, position)],
+                vec![root_link.clone(), ChainLink::New(built.statement, position)],
             ));
         }
-        entity.security_metadata.delegations.insert(key, delegation);
+        entity
+            .security_metadata
+            .delegations
+            .insert(key, built.delegation);
     }
     rules::validate_metadata(&entity.security_metadata)?;
     let draft = Draft {
@@ -436,6 +441,7 @@ pub fn share(
     targets: &[DelegationTarget<'_>],
     signer: &OwnerKeys,
 ) -> Result<Vec<ShareEntry>> {
+    let _nonces = NonceBatch::begin();
     let shared_ids: Vec<(SecretId, SecretIdScope)> = opened
         .secret_ids
         .iter()
@@ -479,27 +485,28 @@ pub fn share(
             }
             .into());
         }
-        let (_, delegation, statement) = build_delegation(
+        let built = build_delegation(
             entity,
             *target,
+            delegation_key,
             &contents,
             BTreeSet::from([opened.delegation_key]),
         )?;
-        if statement.permission == Permission::Write {
+        if built.statement.permission == Permission::Write {
             let chain = opened.write_chain.clone().ok_or(Error::Crypto)?;
-            let position = batch.push(group, statement.hash())?;
+            let position = batch.push(group, built.statement_hash())?;
             write_chains.push((
                 entries.len(),
                 target.exchange.sealing_key()?.clone(),
                 chain,
-                statement,
+                built.statement,
                 position,
             ));
         }
         entries.push(ShareEntry {
             entity_id: entity.id,
             delegation_key,
-            delegation,
+            delegation: built.delegation,
         });
     }
     if !write_chains.is_empty() {
@@ -562,6 +569,7 @@ pub fn revise(
     signer: &OwnerKeys,
     change: impl FnOnce(&mut EncryptedEntity) -> Result<()>,
 ) -> Result<EncryptedEntity> {
+    let _nonces = NonceBatch::begin();
     if opened.id != entity.id || opened.entity_type != entity.entity_type {
         return Err(Error::Malformed {
             what: "update",
@@ -616,8 +624,8 @@ pub fn revise(
 }
 
 /// The tag an owner puts on a delegation it makes: `HMAC-SHA-256(tag key, statement)`.
-fn owner_tag(tag_key: &[u8; 32], statement: &DelegationStatement) -> [u8; 32] {
-    hmac_sha256(tag_key, &statement.encode(true))
+fn owner_tag(tag_key: &HmacSha256Key, statement: &DelegationStatement) -> [u8; 32] {
+    tag_key.sign(&statement.encode(true))
 }
 
 /// A document split by its manifest: the public part, the sensitive part, and the sensitive part sealed.
@@ -649,20 +657,21 @@ struct DelegationContents<'a> {
     owning_entity_ids: &'a [EntityId],
     root: DelegationKey,
     creator: OwnerId,
-    tag: &'a [u8; 32],
+    tag: &'a HmacSha256Key,
 }
 
 /// Builds one delegation through `target`: its sealed fields, its statement (bound to its sealed entity key) and
-/// the sharer's tag. Returns its key, the delegation and the statement.
+/// the sharer's tag. `delegation_key` is the target's delegation key for the entity's type (its caller has it
+/// already).
 fn build_delegation(
     entity: &EncryptedEntity,
     target: DelegationTarget<'_>,
+    delegation_key: DelegationKey,
     contents: &DelegationContents<'_>,
     parents: BTreeSet<DelegationKey>,
-) -> Result<(DelegationKey, SecureDelegation, DelegationStatement)> {
+) -> Result<Built> {
     let exchange = target.exchange;
     let key = exchange.sealing_key()?;
-    let delegation_key = exchange.delegation_key(&entity.entity_type);
     let is_root = parents.is_empty();
     let seal = |field, value: &[u8]| {
         seal_delegation_field(key, &delegation_key, field, &entity.id, &[], value)
@@ -708,19 +717,39 @@ fn build_delegation(
         creator: contents.creator,
         sealed_fields: sealed_fields_hash(&delegation)?,
     };
+    let (bound, full) = statement.encodings();
     delegation.entity_keys = vec![seal_delegation_field(
         key,
         &delegation_key,
         DelegationField::EntityKeys,
         &entity.id,
-        &statement.encode(false),
+        &bound,
         &encode_key_payload(
             contents.entity_key,
             contents.creator,
-            &owner_tag(contents.tag, &statement),
+            &contents.tag.sign(&full),
         ),
     )?];
-    Ok((delegation_key, delegation, statement))
+    Ok(Built {
+        delegation,
+        statement,
+        encoded: full,
+    })
+}
+
+/// A delegation [`build_delegation`] made, with its statement and the statement's canonical bytes (hashed into a
+/// batch when the delegation is signed).
+struct Built {
+    delegation: SecureDelegation,
+    statement: DelegationStatement,
+    encoded: Vec<u8>,
+}
+
+impl Built {
+    /// The statement's hash, for the batch.
+    fn statement_hash(&self) -> [u8; 32] {
+        sha256(&self.encoded)
+    }
 }
 
 /// A sealed secret id: `scope (0 shared, 1 confidential) ‖ 32 bytes`.

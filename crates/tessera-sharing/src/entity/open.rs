@@ -62,11 +62,11 @@ pub fn open_keys<L: DelegationLookup + ?Sized>(
 ) -> Result<EntityKeys> {
     let me = access.owner();
     let root = rules::root(&entity.security_metadata).map_err(|_| Error::Crypto)?;
-    let mut opened = Vec::new();
-    for (key, delegation) in &entity.security_metadata.delegations {
-        if let Some(secret) = access.exchange_secret(&entity.entity_type, key)? {
-            opened.push(open_delegation(entity, key, delegation, secret, &root)?);
-        }
+    let delegations = &entity.security_metadata.delegations;
+    let mut opened = Vec::with_capacity(1);
+    for (key, secret) in access.exchange_secrets(&entity.entity_type, &mut delegations.keys())? {
+        let delegation = delegations.get(&key).ok_or(Error::Crypto)?;
+        opened.push(open_delegation(entity, &key, delegation, secret, &root)?);
     }
     let Some(first) = opened.first() else {
         return Err(Error::NoAccess);

@@ -32,6 +32,7 @@ impl Rotation {
     /// # Errors
     /// [`Error::Rule`] if `signer` is not the owner that rotated; [`Error::Primitive`] on a failed random draw.
     pub fn sign(self, signer: &OwnerKeys) -> Result<(EncryptedEntity, EntityKeys)> {
+        let _nonces = NonceBatch::begin();
         let Self {
             entity,
             mut opened,
@@ -72,6 +73,7 @@ pub fn revoke_and_rotate<L: DelegationLookup + ?Sized>(
     access: &L,
     signer: &OwnerKeys,
 ) -> Result<Rotation> {
+    let _nonces = NonceBatch::begin();
     let me = signer.owner();
     let metadata = &entity.security_metadata;
     let root = rules::root(metadata)?;
