@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod auth;
+mod challenge;
 mod commit;
 mod error;
 mod http;

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::Sessions;
+use crate::challenge::Challenges;
 use crate::commit::Committer;
 use crate::metrics::Metrics;
 use crate::names::ServerNames;
@@ -101,6 +102,8 @@ pub(crate) struct State {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) committer: Committer,
     pub(crate) sessions: Sessions,
+    /// Issues and checks login challenges (stateless but for the used ones).
+    pub(crate) challenges: Challenges,
     pub(crate) metrics: Metrics,
     pub(crate) limits: Limits,
     /// Attachments with an upload in progress.
@@ -132,7 +135,8 @@ impl Server {
     /// Binds `config.listen` and starts serving `store` on the current tokio runtime.
     ///
     /// # Errors
-    /// If the address cannot be bound, or a public URL is not a server URL ([`std::io::ErrorKind::InvalidInput`]).
+    /// If the address cannot be bound, a public URL is not a server URL ([`std::io::ErrorKind::InvalidInput`]), or
+    /// the operating system's random generator fails.
     pub async fn start(config: ServerConfig, store: Arc<dyn Store>) -> std::io::Result<Self> {
         // Checked before binding, so that a bad URL is reported as such.
         ServerNames::new(&config.public_urls, config.listen)
@@ -153,6 +157,7 @@ impl Server {
             committer: Committer::start(Arc::clone(&store))?,
             store,
             sessions: Sessions::default(),
+            challenges: Challenges::generate()?,
             metrics: Metrics::default(),
             admin_token_hash: tessera_primitives::sha256(config.admin_token.as_bytes()),
             limits: config.limits,

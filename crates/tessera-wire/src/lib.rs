@@ -129,7 +129,7 @@ pub enum ErrorCode {
     RangeNotSatisfiable,
     /// 422: a sharing rule (DESIGN.md §6) rejects the write; nothing was stored.
     RuleViolation,
-    /// 429: too many logins in progress.
+    /// 429: the owner logged in too often within a minute (only a holder of its key can cause this).
     TooManyChallenges,
     /// 431: more access-control keys than the server takes in one request or session.
     TooManyAccessKeys,
@@ -218,7 +218,8 @@ pub struct ChallengeRequest {
     pub owner: OwnerId,
 }
 
-/// A login challenge: 32 random bytes, single use, valid for a minute.
+/// A login challenge: 32 bytes the client signs as they are, single use, valid for a minute. Opaque to clients: the
+/// server makes them a MAC it can check without storing them (docs/formats.md, "Login challenge").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Challenge {

@@ -12,6 +12,7 @@ use tessera_wire::{
 
 use super::{blocking, body, now};
 use crate::auth::{MAX_KEYS_PER_SESSION, Registration};
+use crate::challenge::{CHALLENGE_LIFETIME, MAX_LOGINS_PER_OWNER, Refused};
 use crate::error::ApiError;
 use crate::http::{self, Resp};
 use crate::server::State;
@@ -22,13 +23,12 @@ pub(super) async fn challenge(
 ) -> Result<Resp, ApiError> {
     let accept = http::accepted(request.headers());
     let ask: ChallengeRequest = body(state, request).await?;
-    // A challenge is issued whether or not the owner exists, so that this endpoint reveals nothing.
-    let challenge = state.sessions.challenge(ask.owner).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::TooManyChallenges,
-            "too many logins in progress; retry in a minute",
-        )
-    })?;
+    // A challenge is issued whether or not the owner exists, so that this endpoint reveals nothing. It is
+    // stateless (a MAC, `challenge.rs`): no number of requests can use up anyone else's.
+    let challenge = state
+        .challenges
+        .issue(ask.owner)
+        .ok_or_else(ApiError::internal)?;
     Ok(http::respond(
         accept,
         StatusCode::OK,
@@ -54,7 +54,7 @@ pub(super) async fn login(
                 .map(str::to_owned)
         });
     let login: LoginRequest = body(state, request).await?;
-    if !state.sessions.take_challenge(login.owner, &login.challenge) {
+    if !state.challenges.is_valid(login.owner, &login.challenge) {
         return Err(ApiError::unauthorized());
     }
     // A login signed for another name was relayed, or the client reached this server by a name it was not
@@ -92,6 +92,21 @@ pub(super) async fn login(
     });
     if !verified {
         return Err(ApiError::unauthorized());
+    }
+    // Recorded as used only now, so that nobody but the owner can fill the owner's record of used challenges.
+    match state.challenges.consume(login.owner, &login.challenge) {
+        Ok(()) => {}
+        Err(Refused::Replayed) => return Err(ApiError::unauthorized()),
+        Err(Refused::TooMany) => {
+            return Err(ApiError::new(
+                ErrorCode::TooManyChallenges,
+                format!(
+                    "more than {MAX_LOGINS_PER_OWNER} logins of this owner within {} s; reuse a session \
+                     instead of logging in again, or retry in a minute",
+                    CHALLENGE_LIFETIME.as_secs()
+                ),
+            ));
+        }
     }
     let lifetime = state.limits.session_lifetime;
     let token = state
