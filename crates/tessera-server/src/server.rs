@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use crate::auth::Sessions;
 use crate::challenge::Challenges;
 use crate::commit::Committer;
+use crate::http::UnauthenticatedBudget;
 use crate::metrics::Metrics;
 use crate::names::ServerNames;
 use crate::routes::{self, Uploads};
@@ -35,6 +36,11 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Lifetime of a session token.
     pub session_lifetime: Duration,
+    /// Largest body of a request whose sender has not proved who it is (a challenge or a login; 413 above).
+    pub max_unauthenticated_body_bytes: usize,
+    /// Most bytes held at once, in total, for the bodies of such requests beyond the first 2 KiB of each (503
+    /// `busy` above, before the body is read). Small bodies are bounded by the number of connections instead.
+    pub max_unauthenticated_bytes: usize,
 }
 
 impl Default for Limits {
@@ -46,6 +52,8 @@ impl Default for Limits {
             max_bulk_entities: 1000,
             request_timeout: Duration::from_secs(30),
             session_lifetime: Duration::from_secs(15 * 60),
+            max_unauthenticated_body_bytes: 16 << 10,
+            max_unauthenticated_bytes: 4 << 20,
         }
     }
 }
@@ -110,6 +118,8 @@ pub(crate) struct State {
     pub(crate) uploads: Uploads,
     /// The names logins must be addressed to.
     pub(crate) names: ServerNames,
+    /// The memory held for the bodies of requests without a session.
+    pub(crate) unauthenticated: UnauthenticatedBudget,
     admin_token_hash: [u8; 32],
 }
 
@@ -160,6 +170,7 @@ impl Server {
             challenges: Challenges::generate()?,
             metrics: Metrics::default(),
             admin_token_hash: tessera_primitives::sha256(config.admin_token.as_bytes()),
+            unauthenticated: UnauthenticatedBudget::new(config.limits.max_unauthenticated_bytes),
             limits: config.limits,
             uploads: Uploads::default(),
             names,

@@ -1,5 +1,5 @@
-//! Hostile clients without a session (issue 16): a flood of login challenges against a real server on loopback
-//! while a legitimate owner keeps logging in.
+//! Hostile clients without a session (issue 16): a flood of login challenges and many large unauthenticated
+//! bodies, each against a real server on loopback while a legitimate owner keeps logging in.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -25,6 +25,8 @@ use tessera_keys::OwnerId;
 use tessera_server::ServerConfig;
 use tessera_store::MemoryStore;
 use tessera_wire::{ChallengeRequest, Format};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use Who::A;
 
@@ -131,5 +133,142 @@ async fn a_challenge_flood_does_not_lock_out_a_login() {
     assert!(logins >= 1, "A logged in during the flood");
     // Right after the flood, when the old table would have been full for a minute.
     log_in_a(&server).await;
+    server.shutdown().await;
+}
+
+/// A raw connection to the server.
+async fn connect(server: &TestServer) -> TcpStream {
+    TcpStream::connect(server.addr).await.unwrap()
+}
+
+/// Sends `request` on a new connection and reads until the server closes it (every request here says
+/// `connection: close`, or goes where the server turns keep-alive off); the answer as text.
+async fn exchange(server: &TestServer, request: &[u8]) -> String {
+    let mut stream = connect(server).await;
+    stream.write_all(request).await.unwrap();
+    read_until_closed(&mut stream).await
+}
+
+/// Everything the server sends until it closes the connection (10 s at most, else the test fails).
+async fn read_until_closed(stream: &mut TcpStream) -> String {
+    let mut answer = Vec::new();
+    match tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await {
+        Ok(Ok(_)) => {}
+        // A reset after the answer (the server closed with unread bytes) ends the answer too.
+        Ok(Err(error)) if error.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Ok(Err(error)) => panic!("reading the answer failed: {error}"),
+        Err(_) => panic!("the server kept the connection open for 10 s"),
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The head of a `POST path` of `len` body bytes.
+fn post_head(server: &TestServer, path: &str, len: usize) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n",
+        server.addr
+    )
+}
+
+/// A login of `len` junk bytes (only its size matters to the budget), its body sent only if the server has not
+/// answered its head within 300 ms: a refusal comes before the body is read, and a body sent to a server that
+/// closes without reading it could reset the connection and lose the answer.
+async fn junk_login(server: &TestServer, len: usize) -> String {
+    let mut stream = connect(server).await;
+    stream
+        .write_all(post_head(server, "/v1/auth/login", len).as_bytes())
+        .await
+        .unwrap();
+    let mut first = vec![0u8; 4096];
+    if let Ok(read) =
+        tokio::time::timeout(Duration::from_millis(300), stream.read(&mut first)).await
+    {
+        let read = read.unwrap();
+        let rest = read_until_closed(&mut stream).await;
+        return format!("{}{rest}", String::from_utf8_lossy(&first[..read]));
+    }
+    stream.write_all(&vec![b'x'; len]).await.unwrap();
+    read_until_closed(&mut stream).await
+}
+
+const HEALTH: &str = "GET /v1/health HTTP/1.1\r\nhost: tessera\r\nconnection: close\r\n\r\n";
+
+/// Bodies sent before authentication are small (16 KiB) and share a budget (here 4 such bodies): clients that
+/// send large bodies slowly hold at most the budget, further large ones are refused with 503 `busy` before a byte
+/// of their body is read, and the health check and a legitimate login (a small body) still succeed. The memory
+/// held for unauthenticated bodies is bounded by `max_unauthenticated_bytes` plus 2 KiB per connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_bodies_are_bounded() {
+    const BODY: usize = 16 << 10;
+    let server = server_with_a(|config| {
+        config.limits.max_unauthenticated_body_bytes = BODY;
+        config.limits.max_unauthenticated_bytes = 4 * BODY;
+    })
+    .await;
+    // Over the per-request limit: 413 from the declared length, whatever the budget.
+    let answer = exchange(
+        &server,
+        post_head(&server, "/v1/auth/login", BODY + 1).as_bytes(),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"payload_too_large\""), "{answer}");
+    // Three slow senders of full-size bodies, each holding a quarter of the budget; one more still fits.
+    let mut holders = Vec::new();
+    for _ in 0..3 {
+        let mut stream = connect(&server).await;
+        stream
+            .write_all(post_head(&server, "/v1/auth/login", BODY).as_bytes())
+            .await
+            .unwrap();
+        stream.write_all(&[b'x'; 100]).await.unwrap();
+        holders.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let answer = junk_login(&server, BODY).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 400"),
+        "admitted and read: {answer}"
+    );
+    // A fourth holder spends the budget: a large body is now refused, at once.
+    let mut stream = connect(&server).await;
+    stream
+        .write_all(post_head(&server, "/v1/auth/login", BODY).as_bytes())
+        .await
+        .unwrap();
+    holders.push(stream);
+    let refused = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let answer = junk_login(&server, BODY).await;
+            if answer.starts_with("HTTP/1.1 503") {
+                break answer;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("a large body is refused once the budget is spent");
+    assert!(refused.contains("\"busy\""), "{refused}");
+    assert!(refused.contains("application/json"), "{refused}");
+    for _ in 0..20 {
+        let answer = junk_login(&server, BODY).await;
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    }
+    // Meanwhile the health check answers and A logs in (its body is small).
+    assert!(
+        exchange(&server, HEALTH.as_bytes())
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    log_in_a(&server).await;
+    // The senders give up: the budget is free again.
+    drop(holders);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !junk_login(&server, BODY).await.starts_with("HTTP/1.1 400") {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the budget is released when the senders go");
     server.shutdown().await;
 }

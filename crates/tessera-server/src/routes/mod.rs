@@ -197,6 +197,18 @@ fn requester<B>(state: &State, request: &Request<B>) -> Result<Requester, ApiErr
     Ok(requester)
 }
 
+/// Reads and decodes the body of a request whose sender has not proved who it is (a login), within the small
+/// limits that apply before authentication (`http::read_unauthenticated`).
+async fn unauthenticated_body<T: serde::de::DeserializeOwned>(
+    state: &State,
+    request: Request<Incoming>,
+) -> Result<T, ApiError> {
+    let (parts, body) = request.into_parts();
+    let limit = state.limits.max_unauthenticated_body_bytes;
+    let bytes = http::read_unauthenticated(body, limit, &state.unauthenticated).await?;
+    http::decode(&parts.headers, &bytes, limit)
+}
+
 /// Reads and decodes a body within the size limit.
 async fn body<T: serde::de::DeserializeOwned>(
     state: &State,

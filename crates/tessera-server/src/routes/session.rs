@@ -10,7 +10,7 @@ use tessera_wire::{
     AccessKeys, BearerToken, Challenge, ChallengeRequest, ErrorCode, LoginRequest, Session,
 };
 
-use super::{blocking, body, now};
+use super::{blocking, body, now, unauthenticated_body};
 use crate::auth::{MAX_KEYS_PER_SESSION, Registration};
 use crate::challenge::{CHALLENGE_LIFETIME, MAX_LOGINS_PER_OWNER, Refused};
 use crate::error::ApiError;
@@ -22,7 +22,7 @@ pub(super) async fn challenge(
     request: Request<Incoming>,
 ) -> Result<Resp, ApiError> {
     let accept = http::accepted(request.headers());
-    let ask: ChallengeRequest = body(state, request).await?;
+    let ask: ChallengeRequest = unauthenticated_body(state, request).await?;
     // A challenge is issued whether or not the owner exists, so that this endpoint reveals nothing. It is
     // stateless (a MAC, `challenge.rs`): no number of requests can use up anyone else's.
     let challenge = state
@@ -53,7 +53,7 @@ pub(super) async fn login(
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_owned)
         });
-    let login: LoginRequest = body(state, request).await?;
+    let login: LoginRequest = unauthenticated_body(state, request).await?;
     if !state.challenges.is_valid(login.owner, &login.challenge) {
         return Err(ApiError::unauthorized());
     }
@@ -131,6 +131,10 @@ pub(super) async fn register_access_keys(
     let token = http::bearer(request.headers())
         .ok_or_else(ApiError::unauthorized)?
         .to_owned();
+    // The session is checked before the body is read, so that no body is held for a request without one.
+    if state.sessions.requester(&token).is_none() {
+        return Err(ApiError::unauthorized());
+    }
     let keys: AccessKeys = body(state, request).await?;
     if keys.keys.len() > state.limits.max_access_keys {
         return Err(http::too_many_keys(state.limits.max_access_keys));
