@@ -3,6 +3,7 @@
 mod auth;
 mod challenge;
 mod commit;
+mod connection;
 mod error;
 mod http;
 mod metrics;

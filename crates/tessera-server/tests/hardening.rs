@@ -1,5 +1,6 @@
-//! Hostile clients without a session (issue 16): a flood of login challenges and many large unauthenticated
-//! bodies, each against a real server on loopback while a legitimate owner keeps logging in.
+//! Hostile clients without a session (issue 16): a flood of login challenges, many large unauthenticated bodies,
+//! half-sent headers, idle keep-alive connections and a connection flood, each against a real server on loopback
+//! while a legitimate owner keeps logging in.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -270,5 +271,113 @@ async fn unauthenticated_bodies_are_bounded() {
     })
     .await
     .expect("the budget is released when the senders go");
+    server.shutdown().await;
+}
+
+/// A client that sends half its headers and stops is disconnected after the header-read timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_sent_header_is_closed() {
+    let server = server_with_a(|config| {
+        config.limits.header_read_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let mut stream = connect(&server).await;
+    stream
+        .write_all(b"POST /v1/auth/challenge HTTP/1.1\r\nhost: tessera\r\ncontent-ty")
+        .await
+        .unwrap();
+    // Closed within the test's 10 s (the default timeout would not be reached), without an answer to a request
+    // that never arrived, or with a 408.
+    let answer = read_until_closed(&mut stream).await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+    assert!(
+        exchange(&server, HEALTH.as_bytes())
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    server.shutdown().await;
+}
+
+/// A kept-alive connection with no request in progress is closed after the idle timeout; one in use is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let server = server_with_a(|config| {
+        config.limits.idle_timeout = Duration::from_millis(500);
+        config.limits.header_read_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let mut stream = connect(&server).await;
+    // Two requests on the one connection, the second after a pause shorter than the idle timeout.
+    for _ in 0..2 {
+        stream
+            .write_all(b"GET /v1/health HTTP/1.1\r\nhost: tessera\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = [0u8; 512];
+        let read = stream.read(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer[..read]);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("ok"), "one whole answer: {answer}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Then silence: the server closes the connection by itself.
+    assert_eq!(read_until_closed(&mut stream).await, "");
+    // A silent connection that never sent a byte is closed too.
+    let mut silent = connect(&server).await;
+    assert_eq!(read_until_closed(&mut silent).await, "");
+    server.shutdown().await;
+}
+
+/// At the connection limit, held connections do not silence the server: a few more connections are accepted to
+/// answer the health check (and 503 `busy` to anything else), beyond those new connections are closed at once,
+/// and once the held connections go, requests are served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_limit_degrades_gracefully() {
+    const LIMIT: usize = 8;
+    // Beyond the limit, max(LIMIT / 16, 8) connections answer the health check.
+    const OVERFLOW: usize = 8;
+    let server = server_with_a(|config| {
+        config.limits.max_connections = LIMIT;
+        config.limits.idle_timeout = Duration::from_secs(60);
+        config.limits.header_read_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..LIMIT {
+        held.push(connect(&server).await);
+    }
+    // The accept loop takes connections in order: the next ones are beyond the limit.
+    let answer = exchange(&server, HEALTH.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let body = Format::Json
+        .encode(&ChallengeRequest { owner: A.id() })
+        .unwrap();
+    let mut request = post_head(&server, "/v1/auth/challenge", body.len()).into_bytes();
+    request.extend_from_slice(&body);
+    let answer = exchange(&server, &request).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("\"busy\""), "{answer}");
+    // Hold the overflow connections too: the next one is closed without an answer.
+    for _ in 0..OVERFLOW {
+        held.push(connect(&server).await);
+    }
+    let answer = exchange(&server, HEALTH.as_bytes()).await;
+    assert_eq!(answer, "", "closed at once beyond the overflow");
+    // The held connections go: everything is served again, and A logs in.
+    drop(held);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !exchange(&server, &request)
+            .await
+            .starts_with("HTTP/1.1 200")
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("served again once the held connections are closed");
+    log_in_a(&server).await;
     server.shutdown().await;
 }

@@ -267,7 +267,20 @@ pub(super) async fn receive_attachment(
     };
     let mut chunker = Chunker::default();
     let mut received = 0u64;
-    while let Some(frame) = body.frame().await {
+    let progress = state.limits.progress_timeout;
+    let stalled = || {
+        ApiError::new(
+            ErrorCode::Timeout,
+            format!(
+                "the upload made no progress for {} s; resume it with a new request",
+                progress.as_secs()
+            ),
+        )
+    };
+    while let Some(frame) = tokio::time::timeout(progress, body.frame())
+        .await
+        .map_err(|_| stalled())?
+    {
         let frame = frame.map_err(|_| ApiError::bad_request("the body could not be read"))?;
         let Ok(data) = frame.into_data() else {
             continue;
