@@ -567,3 +567,57 @@ async fn a_download_is_cut_short_rather_than_mixed_when_the_attachment_is_replac
     );
     server.shutdown().await;
 }
+
+/// An upload is bounded by its progress, not by the request timeout: one that keeps sending for over three times
+/// the request timeout completes; one that stops sending is answered 408 after the progress timeout, and readers
+/// keep the content of the one that completed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_is_bounded_by_its_progress_not_its_total_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RedbStore::open(dir.path().join("tessera.redb")).unwrap());
+    let server = TestServer::start(Arc::clone(&store) as Arc<dyn Store>, |config| {
+        config.limits.request_timeout = Duration::from_millis(300);
+        config.limits.progress_timeout = Duration::from_secs(1);
+    })
+    .await;
+    server.register_world().await;
+    let a = server.login_with_keys(A, &ty("Note")).await;
+    let data = content(4 * SEGMENT_LEN, 7);
+    let (entity, _, sealed) = note_with(&a, &[&data]).await;
+    let (reference, stream) = &sealed[0];
+    let token = token(&server).await;
+    let at = path(entity.id, reference.id);
+    // Slow but steady: ten pieces 100 ms apart.
+    let (sender, task) = put_fed(&server.base, &token, &at);
+    for part in stream.chunks(stream.len().div_ceil(10)) {
+        sender.send(Bytes::copy_from_slice(part)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(sender);
+    let (answered, body) = task.await.unwrap().unwrap();
+    assert_eq!(answered, 204, "{body}");
+    // Stalled: half the stream, then nothing.
+    let (sender, task) = put_fed(&server.base, &token, &at);
+    sender
+        .send(Bytes::copy_from_slice(&stream[..stream.len() / 2]))
+        .await
+        .unwrap();
+    let (answered, body) = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("a stalled upload is answered")
+        .unwrap()
+        .unwrap();
+    assert_eq!(answered, 408, "{body}");
+    assert!(
+        body.contains("\"timeout\"") && body.contains("no progress"),
+        "{body}"
+    );
+    drop(sender);
+    let answer = get_with_token(&server.base, &at, &token).await;
+    assert_eq!(answer.status, 200);
+    assert!(
+        answer.body == *stream,
+        "the completed upload is what readers get"
+    );
+    server.shutdown().await;
+}
