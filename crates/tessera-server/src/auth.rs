@@ -1,5 +1,5 @@
-//! Challenge–response login and sessions: tokens are random, stored hashed, expire, and hold the access-control
-//! keys an owner registered (as delegation keys, in memory only).
+//! Sessions opened by a challenge–response login (the challenges are in `challenge.rs`): tokens are random,
+//! stored hashed, expire, and hold the access-control keys an owner registered (as delegation keys, in memory only).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -7,9 +7,6 @@ use std::time::{Duration, Instant};
 
 use tessera_keys::{AccessControlKey, DelegationKey, OwnerId};
 
-const CHALLENGE_LIFETIME: Duration = Duration::from_secs(60);
-/// Most challenges waiting for an answer, so that a flood of requests cannot fill memory.
-const MAX_PENDING_CHALLENGES: usize = 65_536;
 /// Most access-control keys one session may hold in total.
 pub(crate) const MAX_KEYS_PER_SESSION: usize = 1 << 20;
 
@@ -41,44 +38,13 @@ struct SessionState {
     registered: Arc<HashSet<DelegationKey>>,
 }
 
-/// Challenges waiting for an answer and open sessions.
+/// Open sessions.
 #[derive(Debug, Default)]
 pub(crate) struct Sessions {
-    challenges: Mutex<HashMap<[u8; 32], (OwnerId, Instant)>>,
     sessions: Mutex<HashMap<[u8; 32], SessionState>>,
 }
 
 impl Sessions {
-    /// Issues a single-use challenge for `owner`.
-    pub(crate) fn challenge(&self, owner: OwnerId) -> Option<[u8; 32]> {
-        let challenge = tessera_primitives::random_array::<32>().ok()?;
-        let now = Instant::now();
-        let mut challenges = self
-            .challenges
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        challenges.retain(|_, (_, issued)| now.duration_since(*issued) < CHALLENGE_LIFETIME);
-        if challenges.len() >= MAX_PENDING_CHALLENGES {
-            return None;
-        }
-        challenges.insert(challenge, (owner, now));
-        Some(challenge)
-    }
-
-    /// Consumes a challenge issued to `owner` less than a minute ago.
-    pub(crate) fn take_challenge(&self, owner: OwnerId, challenge: &[u8; 32]) -> bool {
-        let mut challenges = self
-            .challenges
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match challenges.remove(challenge) {
-            Some((issued_to, issued)) => {
-                issued_to == owner && issued.elapsed() < CHALLENGE_LIFETIME
-            }
-            None => false,
-        }
-    }
-
     /// Opens a session for `owner`; returns the token (hex) and how long it lives.
     pub(crate) fn open(&self, owner: OwnerId, lifetime: Duration) -> Option<String> {
         let token = tessera_primitives::random_array::<32>().ok()?;

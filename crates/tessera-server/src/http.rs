@@ -2,18 +2,19 @@
 //! access-key headers, errors.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tessera_keys::AccessControlKey;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::error::ApiError;
 use tessera_wire::{ACCESS_KEYS_HEADER, ErrorBody, ErrorCode, Format, JSON};
@@ -99,6 +100,65 @@ pub(crate) async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Api
         }
         Err(_) => Err(ApiError::bad_request("the body could not be read")),
     }
+}
+
+/// Bodies of at most this many bytes are read before authentication without taking from the shared budget
+/// ([`UnauthenticatedBudget`]): a login is about 600 bytes in JSON, and such bodies are bounded in total by the
+/// connection limit (`Limits::max_connections` times this).
+pub(crate) const SMALL_UNAUTHENTICATED_BODY: usize = 2048;
+
+/// The bytes the server holds, in total, for the bodies of requests whose sender has not proved who it is, beyond
+/// the small ones ([`SMALL_UNAUTHENTICATED_BODY`]). A request that finds it spent is answered 503 at once (before a
+/// byte of its body is read), so that no number of connections sending large bodies can hold more memory.
+#[derive(Debug)]
+pub(crate) struct UnauthenticatedBudget {
+    bytes: Arc<Semaphore>,
+    total: usize,
+}
+
+impl UnauthenticatedBudget {
+    /// A budget of `total` bytes.
+    pub(crate) fn new(total: usize) -> Self {
+        Self {
+            bytes: Arc::new(Semaphore::new(total.min(Semaphore::MAX_PERMITS))),
+            total,
+        }
+    }
+}
+
+/// Reads the whole body of a request before its sender is authenticated: refused with 413 above `limit` bytes
+/// (at once when its declared length says so), and with 503 when it would take more than what is left of `budget`
+/// (a body of unknown length counts as `limit` bytes).
+pub(crate) async fn read_unauthenticated(
+    body: Incoming,
+    limit: usize,
+    budget: &UnauthenticatedBudget,
+) -> Result<Bytes, ApiError> {
+    let declared = body.size_hint().exact();
+    let needed = match declared {
+        Some(len) if len > limit as u64 => return Err(too_large(limit)),
+        Some(len) => usize::try_from(len).unwrap_or(limit),
+        None => limit,
+    };
+    let _permit = if needed > SMALL_UNAUTHENTICATED_BODY {
+        let permits = u32::try_from(needed).unwrap_or(u32::MAX);
+        let permit = Arc::clone(&budget.bytes)
+            .try_acquire_many_owned(permits)
+            .map_err(|_| {
+                ApiError::new(
+                    ErrorCode::Busy,
+                    format!(
+                        "the server holds its limit of {} bytes of bodies from clients without a session; retry \
+                         shortly",
+                        budget.total
+                    ),
+                )
+            })?;
+        Some(permit)
+    } else {
+        None
+    };
+    read_body(body, needed).await
 }
 
 /// 413: a body over `limit` bytes.

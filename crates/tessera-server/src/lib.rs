@@ -1,7 +1,9 @@
 #![doc = include_str!("../README.md")]
 
 mod auth;
+mod challenge;
 mod commit;
+mod connection;
 mod error;
 mod http;
 mod metrics;

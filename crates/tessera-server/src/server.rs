@@ -4,19 +4,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
 use tessera_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::Sessions;
+use crate::challenge::Challenges;
 use crate::commit::Committer;
+use crate::connection;
+use crate::http::UnauthenticatedBudget;
 use crate::metrics::Metrics;
 use crate::names::ServerNames;
-use crate::routes::{self, Uploads};
+use crate::routes::Uploads;
 
 /// Limits the server enforces; each answers a clear 4xx and changes nothing.
 #[derive(Clone, Debug)]
@@ -30,10 +29,27 @@ pub struct Limits {
     pub max_access_keys: usize,
     /// Most entities in one bulk request (400 above).
     pub max_bulk_entities: usize,
-    /// Longest a request may take (408 after).
+    /// Longest a request may take (408 after), attachment uploads excepted (see `progress_timeout`).
     pub request_timeout: Duration,
+    /// Longest an attachment upload may go without a byte of its body arriving (408 after): an upload is bounded
+    /// by its progress, not by its total time.
+    pub progress_timeout: Duration,
     /// Lifetime of a session token.
     pub session_lifetime: Duration,
+    /// Largest body of a request whose sender has not proved who it is (a challenge or a login; 413 above).
+    pub max_unauthenticated_body_bytes: usize,
+    /// Most bytes held at once, in total, for the bodies of such requests beyond the first 2 KiB of each (503
+    /// `busy` above, before the body is read). Small bodies are bounded by the connection limit instead.
+    pub max_unauthenticated_bytes: usize,
+    /// Longest a client may take to send a request's headers (HTTP/1.1; the connection is closed after). On a
+    /// kept-alive connection the time runs from the previous answer.
+    pub header_read_timeout: Duration,
+    /// Longest a connection may stay open without a request in progress (closed after, gracefully).
+    pub idle_timeout: Duration,
+    /// Most connections served at once; keep it below the process's file-descriptor limit. Beyond it, a few more
+    /// (a sixteenth, at least 8) are accepted to answer the health check, and everything else on them with 503
+    /// `busy`; connections beyond those are closed at once.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -44,7 +60,13 @@ impl Default for Limits {
             max_access_keys: 4096,
             max_bulk_entities: 1000,
             request_timeout: Duration::from_secs(30),
+            progress_timeout: Duration::from_secs(30),
             session_lifetime: Duration::from_secs(15 * 60),
+            max_unauthenticated_body_bytes: 16 << 10,
+            max_unauthenticated_bytes: 4 << 20,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 512,
         }
     }
 }
@@ -101,12 +123,16 @@ pub(crate) struct State {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) committer: Committer,
     pub(crate) sessions: Sessions,
+    /// Issues and checks login challenges (stateless but for the used ones).
+    pub(crate) challenges: Challenges,
     pub(crate) metrics: Metrics,
     pub(crate) limits: Limits,
     /// Attachments with an upload in progress.
     pub(crate) uploads: Uploads,
     /// The names logins must be addressed to.
     pub(crate) names: ServerNames,
+    /// The memory held for the bodies of requests without a session.
+    pub(crate) unauthenticated: UnauthenticatedBudget,
     admin_token_hash: [u8; 32],
 }
 
@@ -132,7 +158,8 @@ impl Server {
     /// Binds `config.listen` and starts serving `store` on the current tokio runtime.
     ///
     /// # Errors
-    /// If the address cannot be bound, or a public URL is not a server URL ([`std::io::ErrorKind::InvalidInput`]).
+    /// If the address cannot be bound, a public URL is not a server URL ([`std::io::ErrorKind::InvalidInput`]), or
+    /// the operating system's random generator fails.
     pub async fn start(config: ServerConfig, store: Arc<dyn Store>) -> std::io::Result<Self> {
         // Checked before binding, so that a bad URL is reported as such.
         ServerNames::new(&config.public_urls, config.listen)
@@ -153,14 +180,16 @@ impl Server {
             committer: Committer::start(Arc::clone(&store))?,
             store,
             sessions: Sessions::default(),
+            challenges: Challenges::generate()?,
             metrics: Metrics::default(),
             admin_token_hash: tessera_primitives::sha256(config.admin_token.as_bytes()),
+            unauthenticated: UnauthenticatedBudget::new(config.limits.max_unauthenticated_bytes),
             limits: config.limits,
             uploads: Uploads::default(),
             names,
         });
         let (shutdown, signal) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, state, signal));
+        let task = tokio::spawn(connection::accept_loop(listener, state, signal));
         tracing::info!(%local_addr, "tessera server listening");
         Ok(Self {
             local_addr,
@@ -178,35 +207,5 @@ impl Server {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
-    }
-}
-
-async fn accept_loop(listener: TcpListener, state: Arc<State>, mut signal: watch::Receiver<bool>) {
-    let graceful = GracefulShutdown::new();
-    let builder = Builder::new(TokioExecutor::new());
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
-                let _ = stream.set_nodelay(true);
-                let state = Arc::clone(&state);
-                let service = service_fn(move |request| routes::handle(Arc::clone(&state), request));
-                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(error) = connection.await {
-                        tracing::debug!(%peer, %error, "connection ended with an error");
-                    }
-                });
-            }
-            _ = signal.changed() => break,
-        }
-    }
-    drop(listener);
-    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open after 10 s of graceful shutdown");
     }
 }

@@ -512,43 +512,21 @@ async fn a_download_is_cut_short_rather_than_mixed_when_the_attachment_is_replac
     assert_ne!(first[..HEADER_LEN], second[..HEADER_LEN]);
     store.put_attachment(id, aid, &first).unwrap();
 
-    let request = Request::builder()
-        .method(Method::GET)
-        .uri(format!("{}{}", server.base, path(id, aid)))
-        .header("authorization", format!("Bearer {token}"))
-        .body(http_body_util::Empty::<Bytes>::new())
-        .unwrap();
-    let client: HyperClient<_, http_body_util::Empty<Bytes>> =
-        HyperClient::builder(TokioExecutor::new()).build_http();
-    let response = client.request(request).await.unwrap();
-    assert_eq!(response.status(), 200);
-    let mut body = response.into_body();
-    let mut received = Vec::new();
-    while received.len() < 1 << 20 {
-        let frame = body.frame().await.unwrap().unwrap();
-        received.extend_from_slice(&frame.into_data().unwrap());
-    }
-    store.put_attachment(id, aid, &second).unwrap();
-    let outcome = loop {
-        match body.frame().await {
-            None => break Ok(()),
-            Some(Ok(frame)) => {
-                if let Ok(data) = frame.into_data() {
-                    received.extend_from_slice(&data);
-                }
-            }
-            Some(Err(error)) => break Err(error),
-        }
-    };
-    assert!(
-        outcome.is_err(),
-        "the download completed across a replacement"
-    );
-    assert!(received.len() < len);
-    assert!(
-        received[..] == first[..received.len()],
-        "bytes of two versions"
-    );
+    let url = format!("{}{}", server.base, path(id, aid));
+    let target = (id, aid);
+    download_across_replacement(&store, &url, &token, target, None, &first, &second).await;
+    // The same for a range longer than a piece, which is streamed too (it was read whole before).
+    store.put_attachment(id, aid, &first).unwrap();
+    download_across_replacement(
+        &store,
+        &url,
+        &token,
+        target,
+        Some("bytes=0-"),
+        &first,
+        &second,
+    )
+    .await;
     // A new download has the new content.
     assert!(a.attachment(id, aid, None).await.unwrap() == second);
 
@@ -566,4 +544,162 @@ async fn a_download_is_cut_short_rather_than_mixed_when_the_attachment_is_replac
         "a failed body keeps failing"
     );
     server.shutdown().await;
+}
+
+/// An upload is bounded by its progress, not by the request timeout: one that keeps sending for over three times
+/// the request timeout completes; one that stops sending is answered 408 after the progress timeout, and readers
+/// keep the content of the one that completed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_is_bounded_by_its_progress_not_its_total_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RedbStore::open(dir.path().join("tessera.redb")).unwrap());
+    let server = TestServer::start(Arc::clone(&store) as Arc<dyn Store>, |config| {
+        config.limits.request_timeout = Duration::from_millis(300);
+        config.limits.progress_timeout = Duration::from_secs(1);
+    })
+    .await;
+    server.register_world().await;
+    let a = server.login_with_keys(A, &ty("Note")).await;
+    let data = content(4 * SEGMENT_LEN, 7);
+    let (entity, _, sealed) = note_with(&a, &[&data]).await;
+    let (reference, stream) = &sealed[0];
+    let token = token(&server).await;
+    let at = path(entity.id, reference.id);
+    // Slow but steady: ten pieces 100 ms apart.
+    let (sender, task) = put_fed(&server.base, &token, &at);
+    for part in stream.chunks(stream.len().div_ceil(10)) {
+        sender.send(Bytes::copy_from_slice(part)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(sender);
+    let (answered, body) = task.await.unwrap().unwrap();
+    assert_eq!(answered, 204, "{body}");
+    // Stalled: half the stream, then nothing.
+    let (sender, task) = put_fed(&server.base, &token, &at);
+    sender
+        .send(Bytes::copy_from_slice(&stream[..stream.len() / 2]))
+        .await
+        .unwrap();
+    let (answered, body) = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("a stalled upload is answered")
+        .unwrap()
+        .unwrap();
+    assert_eq!(answered, 408, "{body}");
+    assert!(
+        body.contains("\"timeout\"") && body.contains("no progress"),
+        "{body}"
+    );
+    drop(sender);
+    let answer = get_with_token(&server.base, &at, &token).await;
+    assert_eq!(answer.status, 200);
+    assert!(
+        answer.body == *stream,
+        "the completed upload is what readers get"
+    );
+    server.shutdown().await;
+}
+
+/// Ranges longer than one piece (1 MiB) are streamed like whole downloads (`Range: bytes=0-` no longer loads the
+/// whole stream): the same bytes, status 206, `Content-Range` and `Content-Length`, from offsets inside a piece.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_ranges_stream_the_right_bytes() {
+    let (server, _store, a, _dir) = server(64 << 20).await;
+    let data = content(3 * (1 << 20) + 12_345, 5);
+    let (entity, _, sealed) = note_with(&a, &[&data]).await;
+    let (reference, stream) = &sealed[0];
+    a.put_attachment(entity.id, reference.id, stream.clone())
+        .await
+        .unwrap();
+    let token = token(&server).await;
+    let total = stream.len();
+    for (range, start, end) in [
+        ("bytes=0-".to_owned(), 0, total),
+        (
+            format!("bytes=1000-{}", 1000 + (5 << 19)),
+            1000,
+            1001 + (5 << 19),
+        ),
+        (format!("bytes={}-{}", 1 << 20, total + 99), 1 << 20, total),
+    ] {
+        let answer = common::raw(
+            &server.base,
+            Method::GET,
+            &path(entity.id, reference.id),
+            &[common::bearer(&token), ("range", range.clone())],
+            vec![],
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.status, 206, "{range}");
+        assert_eq!(
+            answer.headers["content-range"].to_str().unwrap(),
+            format!("bytes {start}-{}/{total}", end - 1),
+            "{range}"
+        );
+        assert_eq!(
+            answer.headers["content-length"].to_str().unwrap(),
+            (end - start).to_string(),
+            "{range}"
+        );
+        assert!(answer.body == stream[start..end], "{range}: other bytes");
+    }
+    server.shutdown().await;
+}
+
+/// Downloads `url`, the attachment `(id, aid)` (with `range`, if any), while the store holds `first`, replaces it
+/// with `second` after the first MiB arrived, and checks that the answer is cut short (an error, never a complete
+/// body) with bytes of `first` only.
+async fn download_across_replacement(
+    store: &RedbStore,
+    url: &str,
+    token: &str,
+    (id, aid): (EntityId, AttachmentId),
+    range: Option<&str>,
+    first: &[u8],
+    second: &[u8],
+) {
+    let mut request = Request::builder()
+        .method(Method::GET)
+        .uri(url)
+        .header("authorization", format!("Bearer {token}"));
+    if let Some(range) = range {
+        request = request.header("range", range);
+    }
+    let request = request.body(http_body_util::Empty::<Bytes>::new()).unwrap();
+    let client: HyperClient<_, http_body_util::Empty<Bytes>> =
+        HyperClient::builder(TokioExecutor::new()).build_http();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(
+        response.status(),
+        if range.is_some() { 206 } else { 200 },
+        "{range:?}"
+    );
+    let mut body = response.into_body();
+    let mut received = Vec::new();
+    while received.len() < 1 << 20 {
+        let frame = body.frame().await.unwrap().unwrap();
+        received.extend_from_slice(&frame.into_data().unwrap());
+    }
+    store.put_attachment(id, aid, second).unwrap();
+    let outcome = loop {
+        match body.frame().await {
+            None => break Ok(()),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    received.extend_from_slice(&data);
+                }
+            }
+            Some(Err(error)) => break Err(error),
+        }
+    };
+    assert!(
+        outcome.is_err(),
+        "{range:?}: the download completed across a replacement"
+    );
+    assert!(received.len() < first.len());
+    assert!(
+        received[..] == first[..received.len()],
+        "{range:?}: bytes of two versions"
+    );
 }

@@ -129,12 +129,15 @@ pub enum ErrorCode {
     RangeNotSatisfiable,
     /// 422: a sharing rule (DESIGN.md §6) rejects the write; nothing was stored.
     RuleViolation,
-    /// 429: too many logins in progress.
+    /// 429: the owner logged in too often within a minute (only a holder of its key can cause this).
     TooManyChallenges,
     /// 431: more access-control keys than the server takes in one request or session.
     TooManyAccessKeys,
     /// 500: the server failed.
     Internal,
+    /// 503: the server is at a limit it keeps for everyone's sake (connections, or memory held for clients without
+    /// a session); retry shortly.
+    Busy,
     /// A code this version does not know (a newer server), or an answer without an error body (a proxy's).
     #[serde(other)]
     Unknown,
@@ -142,7 +145,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code a server sends, for documentation and tests ([`ErrorCode::Unknown`] is never sent).
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 17] = [
         Self::BadRequest,
         Self::InvalidSignature,
         Self::Unauthorized,
@@ -159,6 +162,7 @@ impl ErrorCode {
         Self::TooManyChallenges,
         Self::TooManyAccessKeys,
         Self::Internal,
+        Self::Busy,
     ];
 
     /// The HTTP status a server answers with this code (500 for [`ErrorCode::Unknown`], which it never sends).
@@ -177,6 +181,7 @@ impl ErrorCode {
             Self::TooManyChallenges => 429,
             Self::TooManyAccessKeys => 431,
             Self::Internal | Self::Unknown => 500,
+            Self::Busy => 503,
         }
     }
 
@@ -199,6 +204,7 @@ impl ErrorCode {
             Self::TooManyChallenges => "too_many_challenges",
             Self::TooManyAccessKeys => "too_many_access_keys",
             Self::Internal => "internal",
+            Self::Busy => "busy",
             Self::Unknown => "unknown",
         }
     }
@@ -218,7 +224,8 @@ pub struct ChallengeRequest {
     pub owner: OwnerId,
 }
 
-/// A login challenge: 32 random bytes, single use, valid for a minute.
+/// A login challenge: 32 bytes the client signs as they are, single use, valid for a minute. Opaque to clients: the
+/// server makes them a MAC it can check without storing them (docs/formats.md, "Login challenge").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Challenge {

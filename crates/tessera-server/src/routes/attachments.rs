@@ -267,7 +267,20 @@ pub(super) async fn receive_attachment(
     };
     let mut chunker = Chunker::default();
     let mut received = 0u64;
-    while let Some(frame) = body.frame().await {
+    let progress = state.limits.progress_timeout;
+    let stalled = || {
+        ApiError::new(
+            ErrorCode::Timeout,
+            format!(
+                "the upload made no progress for {} s; resume it with a new request",
+                progress.as_secs()
+            ),
+        )
+    };
+    while let Some(frame) = tokio::time::timeout(progress, body.frame())
+        .await
+        .map_err(|_| stalled())?
+    {
         let frame = frame.map_err(|_| ApiError::bad_request("the body could not be read"))?;
         let Ok(data) = frame.into_data() else {
             continue;
@@ -331,46 +344,53 @@ pub(super) async fn get_attachment(
             format!("the stream has {total} bytes"),
         )
     };
-    // A whole stream larger than a piece is streamed; anything else is read at once.
-    let (total, bytes) = blocking(state, move |store| {
+    // More than a piece is streamed, ranged or not; anything else is read at once.
+    let (total, wanted, bytes) = blocking(state, move |store| {
         let total = store
             .attachment_len(id, attachment)?
             .ok_or_else(ApiError::not_found)?;
-        if range.is_none() && total > ATTACHMENT_BATCH as u64 {
-            return Ok((total, None));
-        }
-        let range = range.unwrap_or(0..total);
-        if range.start >= total.max(1) || range.start >= range.end {
+        let requested = range.unwrap_or(0..total);
+        if requested.start >= total.max(1) || requested.start >= requested.end {
             return Err(unsatisfiable(total));
         }
+        let wanted = requested.start..requested.end.min(total);
+        if wanted.end - wanted.start > ATTACHMENT_BATCH as u64 {
+            return Ok((total, wanted, None));
+        }
         let bytes = store
-            .read_attachment(id, attachment, range)?
+            .read_attachment(id, attachment, wanted.clone())?
             .ok_or_else(ApiError::not_found)?;
-        Ok((total, Some(bytes)))
+        Ok((total, wanted, Some(bytes)))
     })
     .await?;
-    let Some(bytes) = bytes else {
-        let mut response = Response::new(stream_attachment(state, id, attachment, total));
-        let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM));
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(total));
-        return Ok(response);
+    let status = if partial {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
     };
-    let length = bytes.len() as u64;
-    let mut response = http::with_type(
-        if partial {
-            StatusCode::PARTIAL_CONTENT
-        } else {
-            StatusCode::OK
-        },
-        OCTET_STREAM,
-        Bytes::from(bytes),
-    );
+    let length = wanted.end - wanted.start;
+    let mut response = match bytes {
+        Some(bytes) => http::with_type(status, OCTET_STREAM, Bytes::from(bytes)),
+        None => {
+            let mut response = Response::new(stream_attachment(
+                state,
+                id,
+                attachment,
+                wanted.clone(),
+                total,
+            ));
+            *response.status_mut() = status;
+            let headers = response.headers_mut();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM));
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+            response
+        }
+    };
     if partial {
-        let start = range_start(request).unwrap_or(0);
         let value = format!(
-            "bytes {start}-{}/{total}",
-            (start + length).saturating_sub(1)
+            "bytes {}-{}/{total}",
+            wanted.start,
+            wanted.end.saturating_sub(1)
         );
         if let Ok(value) = HeaderValue::from_str(&value) {
             response.headers_mut().insert(CONTENT_RANGE, value);
@@ -379,11 +399,11 @@ pub(super) async fn get_attachment(
     Ok(response)
 }
 
-/// A body of the whole sealed stream of an attachment of `total` bytes, read from the store in pieces of
-/// [`ATTACHMENT_BATCH`] bytes by a task that reads a piece only once the previous one has left the channel: one
-/// piece waits while another is being sent, whatever the attachment's size.
+/// A body of bytes `wanted` of the sealed stream of an attachment of `total` bytes (all of it, or a range), read
+/// from the store in pieces of [`ATTACHMENT_BATCH`] bytes by a task that reads a piece only once the previous one
+/// has left the channel: one piece waits while another is being sent, whatever the size asked for.
 ///
-/// Each piece is its own read; were the attachment replaced meanwhile, the answer would mix two versions. So after
+/// Each piece is its own read; were the attachment replaced meanwhile, the answer would mix two versions. So around
 /// every piece the task checks that the length and the header (whose random nonce prefix every new sealing draws
 /// afresh) are still the ones it started with, and cuts the answer short (an error the client sees, not a body
 /// that looks complete) if not.
@@ -391,20 +411,23 @@ fn stream_attachment(
     state: &Arc<State>,
     id: EntityId,
     attachment: AttachmentId,
+    wanted: std::ops::Range<u64>,
     total: u64,
 ) -> http::Body {
-    let (sender, body) = http::channel(total, 1);
+    let (sender, body) = http::channel(wanted.end.saturating_sub(wanted.start), 1);
     let store = Arc::clone(&state.store);
     tokio::spawn(async move {
         let mut header: Option<Vec<u8>> = None;
-        let mut offset = 0u64;
-        while offset < total {
+        let mut offset = wanted.start;
+        while offset < wanted.end {
             // Room in the channel first, so that at most one piece waits there and one is being sent.
             let Ok(permit) = sender.reserve().await else {
                 // The client has gone.
                 return;
             };
-            let end = offset.saturating_add(ATTACHMENT_BATCH as u64).min(total);
+            let end = offset
+                .saturating_add(ATTACHMENT_BATCH as u64)
+                .min(wanted.end);
             let store = Arc::clone(&store);
             let known = header.clone();
             let read = tokio::task::spawn_blocking(move || {
@@ -431,7 +454,8 @@ fn stream_attachment(
 }
 
 /// Bytes `range` of an attachment's stream of `total` bytes, with the stream's header, after checking that the
-/// stream still has `total` bytes and (from the second piece on) the `header` of the first.
+/// stream still has `total` bytes and the `header` the answer started with (for the first piece: the header read
+/// just before it).
 fn read_piece(
     store: &dyn Store,
     id: EntityId,
@@ -440,7 +464,10 @@ fn read_piece(
     total: u64,
     header: Option<Vec<u8>>,
 ) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
-    let changed = || std::io::Error::other("the attachment changed while it was being read");
+    let first = match header {
+        Some(header) => header,
+        None => read_header(store, id, attachment, total)?,
+    };
     let piece = store
         .read_attachment(id, attachment, range.clone())
         .map_err(std::io::Error::other)?
@@ -448,18 +475,7 @@ fn read_piece(
     if piece.len() as u64 != range.end - range.start {
         return Err(changed());
     }
-    let header_len = (HEADER_LEN as u64).min(total);
-    let now = store
-        .read_attachment(id, attachment, 0..header_len)
-        .map_err(std::io::Error::other)?
-        .ok_or_else(changed)?;
-    let first = match header {
-        Some(header) => header,
-        None => piece
-            .get(..now.len())
-            .map(<[u8]>::to_vec)
-            .ok_or_else(changed)?,
-    };
+    let now = read_header(store, id, attachment, total)?;
     let len = store
         .attachment_len(id, attachment)
         .map_err(std::io::Error::other)?;
@@ -469,12 +485,22 @@ fn read_piece(
     Ok((piece, first))
 }
 
-fn range_start<B>(request: &Request<B>) -> Option<u64> {
-    request
-        .headers()
-        .get(RANGE)
-        .and_then(|v| parse_range(v).ok())
-        .map(|r| r.start)
+/// The header of an attachment's stream of `total` bytes, as stored now.
+fn read_header(
+    store: &dyn Store,
+    id: EntityId,
+    attachment: AttachmentId,
+    total: u64,
+) -> std::io::Result<Vec<u8>> {
+    let header_len = (HEADER_LEN as u64).min(total);
+    store
+        .read_attachment(id, attachment, 0..header_len)
+        .map_err(std::io::Error::other)?
+        .ok_or_else(changed)
+}
+
+fn changed() -> std::io::Error {
+    std::io::Error::other("the attachment changed while it was being read")
 }
 
 /// Parses `bytes=a-b` (inclusive) or `bytes=a-` into a half-open range.

@@ -34,19 +34,34 @@ pub(crate) use self::attachments::Uploads;
 /// The OpenAPI description of this API, committed beside the code and served as is.
 const OPENAPI: &str = include_str!("../../openapi.json");
 
-/// Answers one request: routing, a timeout, a tracing span with ids and sizes only, and metrics.
+/// Answers one request: routing, a timeout, a tracing span with ids and sizes only, and metrics. On a connection
+/// taken beyond the connection limit (`overloaded`), only the health check is answered; everything else is 503.
 pub(crate) async fn handle(
     state: Arc<State>,
     request: Request<Incoming>,
+    overloaded: bool,
 ) -> Result<Resp, Infallible> {
     let started = Instant::now();
     let span =
         tracing::info_span!("request", method = %request.method(), path = %request.uri().path());
     let bytes_in = request.body().size_hint().exact().unwrap_or(0);
-    let timeout = state.limits.request_timeout;
-    let answer = tokio::time::timeout(timeout, route(&state, request))
-        .instrument(span.clone())
-        .await;
+    let answer = if overloaded && !is_health(&request) {
+        Ok(Err(ApiError::new(
+            ErrorCode::Busy,
+            format!(
+                "the server is at its limit of {} connections; retry shortly",
+                state.limits.max_connections
+            ),
+        )))
+    } else if is_upload(&request) {
+        // An upload is bounded by its progress (`Limits::progress_timeout`, between two pieces of its body), not
+        // by a total time that a large upload on a slow link would exceed.
+        Ok(route(&state, request).instrument(span.clone()).await)
+    } else {
+        tokio::time::timeout(state.limits.request_timeout, route(&state, request))
+            .instrument(span.clone())
+            .await
+    };
     let response = match answer {
         Ok(Ok(response)) => response,
         Ok(Err(error)) => http::error(error),
@@ -70,6 +85,26 @@ pub(crate) async fn handle(
         .metrics
         .record(response.status().as_u16(), bytes_in, bytes_out, micros);
     Ok(response)
+}
+
+/// Whether `request` is the health check, which an overloaded server still answers.
+fn is_health<B>(request: &Request<B>) -> bool {
+    request.method() == Method::GET && request.uri().path() == "/v1/health"
+}
+
+/// Whether `request` uploads an attachment (`PUT /v1/entities/{id}/attachments/{aid}`).
+fn is_upload<B>(request: &Request<B>) -> bool {
+    request.method() == Method::PUT
+        && matches!(
+            request
+                .uri()
+                .path()
+                .trim_start_matches('/')
+                .split('/')
+                .collect::<Vec<_>>()
+                .as_slice(),
+            ["v1", "entities", _, "attachments", _]
+        )
 }
 
 async fn route(state: &Arc<State>, request: Request<Incoming>) -> Result<Resp, ApiError> {
@@ -195,6 +230,18 @@ fn requester<B>(state: &State, request: &Request<B>) -> Result<Requester, ApiErr
         state.limits.max_access_keys,
     )?);
     Ok(requester)
+}
+
+/// Reads and decodes the body of a request whose sender has not proved who it is (a login), within the small
+/// limits that apply before authentication (`http::read_unauthenticated`).
+async fn unauthenticated_body<T: serde::de::DeserializeOwned>(
+    state: &State,
+    request: Request<Incoming>,
+) -> Result<T, ApiError> {
+    let (parts, body) = request.into_parts();
+    let limit = state.limits.max_unauthenticated_body_bytes;
+    let bytes = http::read_unauthenticated(body, limit, &state.unauthenticated).await?;
+    http::decode(&parts.headers, &bytes, limit)
 }
 
 /// Reads and decodes a body within the size limit.

@@ -10,8 +10,9 @@ use tessera_wire::{
     AccessKeys, BearerToken, Challenge, ChallengeRequest, ErrorCode, LoginRequest, Session,
 };
 
-use super::{blocking, body, now};
+use super::{blocking, body, now, unauthenticated_body};
 use crate::auth::{MAX_KEYS_PER_SESSION, Registration};
+use crate::challenge::{CHALLENGE_LIFETIME, MAX_LOGINS_PER_OWNER, Refused};
 use crate::error::ApiError;
 use crate::http::{self, Resp};
 use crate::server::State;
@@ -21,14 +22,13 @@ pub(super) async fn challenge(
     request: Request<Incoming>,
 ) -> Result<Resp, ApiError> {
     let accept = http::accepted(request.headers());
-    let ask: ChallengeRequest = body(state, request).await?;
-    // A challenge is issued whether or not the owner exists, so that this endpoint reveals nothing.
-    let challenge = state.sessions.challenge(ask.owner).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::TooManyChallenges,
-            "too many logins in progress; retry in a minute",
-        )
-    })?;
+    let ask: ChallengeRequest = unauthenticated_body(state, request).await?;
+    // A challenge is issued whether or not the owner exists, so that this endpoint reveals nothing. It is
+    // stateless (a MAC, `challenge.rs`): no number of requests can use up anyone else's.
+    let challenge = state
+        .challenges
+        .issue(ask.owner)
+        .ok_or_else(ApiError::internal)?;
     Ok(http::respond(
         accept,
         StatusCode::OK,
@@ -53,8 +53,8 @@ pub(super) async fn login(
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_owned)
         });
-    let login: LoginRequest = body(state, request).await?;
-    if !state.sessions.take_challenge(login.owner, &login.challenge) {
+    let login: LoginRequest = unauthenticated_body(state, request).await?;
+    if !state.challenges.is_valid(login.owner, &login.challenge) {
         return Err(ApiError::unauthorized());
     }
     // A login signed for another name was relayed, or the client reached this server by a name it was not
@@ -93,6 +93,21 @@ pub(super) async fn login(
     if !verified {
         return Err(ApiError::unauthorized());
     }
+    // Recorded as used only now, so that nobody but the owner can fill the owner's record of used challenges.
+    match state.challenges.consume(login.owner, &login.challenge) {
+        Ok(()) => {}
+        Err(Refused::Replayed) => return Err(ApiError::unauthorized()),
+        Err(Refused::TooMany) => {
+            return Err(ApiError::new(
+                ErrorCode::TooManyChallenges,
+                format!(
+                    "more than {MAX_LOGINS_PER_OWNER} logins of this owner within {} s; reuse a session \
+                     instead of logging in again, or retry in a minute",
+                    CHALLENGE_LIFETIME.as_secs()
+                ),
+            ));
+        }
+    }
     let lifetime = state.limits.session_lifetime;
     let token = state
         .sessions
@@ -116,6 +131,10 @@ pub(super) async fn register_access_keys(
     let token = http::bearer(request.headers())
         .ok_or_else(ApiError::unauthorized)?
         .to_owned();
+    // The session is checked before the body is read, so that no body is held for a request without one.
+    if state.sessions.requester(&token).is_none() {
+        return Err(ApiError::unauthorized());
+    }
     let keys: AccessKeys = body(state, request).await?;
     if keys.keys.len() > state.limits.max_access_keys {
         return Err(http::too_many_keys(state.limits.max_access_keys));
