@@ -220,8 +220,9 @@ pub(crate) struct PutArgs {
     pub(crate) entity_type: tessera::EntityType,
     /// The content: a JSON object, `@FILE` to read it from a file, or `-` for standard input.
     pub(crate) content: String,
-    /// JSON paths of the fields to encrypt (`text`, `address.street`, `contacts[].phone`); repeatable.
-    /// Without any, every field is encrypted.
+    /// JSON paths of the fields to encrypt (`text`, `address.street`, `contacts[].phone`); repeatable. Every other
+    /// field is stored in clear. Each path must name a field of the content, or nothing is written (a misspelt
+    /// path would leave its field in clear). Without any, every field is encrypted.
     #[arg(long = "encrypt", value_name = "PATH")]
     pub(crate) encrypt: Vec<String>,
     /// Replace the content of this record instead of creating one.

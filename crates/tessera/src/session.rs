@@ -350,6 +350,9 @@ impl Session {
     /// Sets the encryption manifest of `entity_type`: the JSON paths of its records that are encrypted; every other
     /// field stays readable by the server (to index or search on it). A type without a manifest has every field
     /// encrypted.
+    ///
+    /// Each path must name a field of every record written ([`EncryptionManifest::check`]), or the write fails
+    /// with [`ErrorKind::Invalid`] and writes nothing: a misspelt path never leaves its field in clear.
     pub fn set_manifest(&self, entity_type: EntityType, manifest: EncryptionManifest) {
         self.lock().manifests.insert(entity_type, manifest);
     }
@@ -466,16 +469,14 @@ impl Session {
         SessionLookup(self)
     }
 
-    /// The manifest of `entity_type`, or one that encrypts every field of `document`.
+    /// The manifest of `entity_type` checked against `document`, or one that encrypts every field of it.
     pub(crate) fn manifest_for(
         &self,
         entity_type: &EntityType,
         document: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<EncryptionManifest> {
-        match self.lock().manifests.get(entity_type) {
-            Some(manifest) => Ok(manifest.clone()),
-            None => crate::content::encrypt_everything(document),
-        }
+        let registered = self.lock().manifests.get(entity_type).cloned();
+        crate::content::manifest_for(registered, entity_type, document)
     }
 
     pub(crate) fn root_visibility(&self) -> Visibility {
