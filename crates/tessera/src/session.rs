@@ -678,7 +678,8 @@ impl Session {
     async fn trusted_bundles(&self, owner: OwnerId) -> Result<Vec<TrustedBundle>> {
         let record = self
             .call(|c| async move { c.owner(owner).await })
-            .await?
+            .await
+            .map_err(|error| error.for_owner(owner))?
             .value;
         if record.id != owner {
             return Err(Error::new(
