@@ -34,7 +34,8 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Run a Tessera server on a redb database (administrator token from TESSERA_ADMIN_TOKEN).
+    /// Run a Tessera server on a redb database (administrator token, of at least 16 characters, from
+    /// TESSERA_ADMIN_TOKEN).
     Serve(ServeArgs),
     /// Show every principle end to end: an in-process server, two doctors and a patient, and what the server stores.
     Demo(DemoArgs),
@@ -44,9 +45,17 @@ pub(crate) enum Command {
     /// Create, read, share, revoke and query records.
     #[command(subcommand)]
     Entity(EntityCommand),
-    /// Upload and download encrypted attachments of records.
+    /// Upload, list and download encrypted attachments of records.
     #[command(subcommand)]
     Attachment(AttachmentCommand),
+    /// Log in with a key file and print who it is: the owner id, its key fingerprint and short code, the server.
+    Whoami(WhoamiArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WhoamiArgs {
+    #[command(flatten)]
+    pub(crate) connection: Connection,
 }
 
 #[derive(Debug, Args)]
@@ -356,6 +365,16 @@ pub(crate) enum AttachmentCommand {
     Upload(UploadArgs),
     /// Download and decrypt an attachment.
     Download(DownloadArgs),
+    /// List a record's attachments as a JSON array of {"id", "bytes"}.
+    List(ListAttachmentsArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListAttachmentsArgs {
+    #[command(flatten)]
+    pub(crate) connection: Connection,
+    #[command(flatten)]
+    pub(crate) target: Target,
 }
 
 #[derive(Debug, Args)]
@@ -376,9 +395,12 @@ pub(crate) struct DownloadArgs {
     pub(crate) target: Target,
     /// Id of the attachment.
     pub(crate) attachment: tessera::AttachmentId,
-    /// Where to write the content (`-` for standard output).
+    /// Where to write the content (`-` for standard output). An existing file is replaced only with --force.
     #[arg(long, short = 'o')]
     pub(crate) out: PathBuf,
+    /// Replace the file at --out if there is one.
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 /// Parses an entity type: 1 to 64 ASCII letters, digits, `.`, `_` or `-`.

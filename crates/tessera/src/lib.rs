@@ -24,7 +24,9 @@ pub mod stored {
 pub use crate::client::Client;
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::exchange_cache::DEFAULT_EXCHANGE_CACHE_CAPACITY;
-pub use crate::owner::{decode_key_file, encode_key_file, generate_owner, register_owner};
+pub use crate::owner::{
+    decode_key_file, encode_key_file, generate_owner, register_generated, register_owner,
+};
 pub use crate::record::{
     AttachmentInfo, EntityRef, NewRecord, Query, QueryReport, Record, Rotated, Saved, Share,
 };

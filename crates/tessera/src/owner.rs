@@ -43,12 +43,28 @@ pub async fn register_owner(
     size: RsaKeySize,
 ) -> Result<OwnerKeys> {
     let (keys, record) = generate_owner(kind, None, size)?;
+    register_generated(client, admin_token, &record).await?;
+    Ok(keys)
+}
+
+/// Registers a top-level owner generated with [`generate_owner`] (with no parent) with the server's administrator
+/// token, for a caller that saves the new keys before registering them (so that no owner exists whose key is lost).
+///
+/// # Errors
+/// As [`register_owner`].
+pub async fn register_generated(client: &Client, admin_token: &str, record: &Owner) -> Result<()> {
     client
         .inner()
-        .register_owner_as_admin(admin_token, &record)
+        .register_owner_as_admin(admin_token, record)
         .await
-        .map_err(Error::from_client)?;
-    Ok(keys)
+        .map_err(|error| match Error::from_client(error) {
+            refused if refused.is_unauthorized() || refused.is_forbidden() => refused.explained(
+                "the server refused the administrator token: it is not the one the server was started with \
+                 (TESSERA_ADMIN_TOKEN); nothing was registered",
+            ),
+            other => other,
+        })
+        .map(drop)
 }
 
 /// Writes an owner's keys as a key file: a small header with the owner id and the key bundle's creation time

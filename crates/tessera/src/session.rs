@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use tessera_client::Client as HttpClient;
 use tessera_keys::{
     AccessControlKey, DelegationKey, EntityType, ExchangeData, ExchangeDataId, ExchangeSecret,
-    Fingerprint, KeyBag, KeyBagEntry, KeyBundle, OwnerId, OwnerKeys, OwnerKind, PinnedFingerprints,
-    TrustPolicy, TrustedBundle, unix_now,
+    Fingerprint, KeyBag, KeyBagEntry, KeyBundle, Owner, OwnerId, OwnerKeys, OwnerKind,
+    PinnedFingerprints, TrustPolicy, TrustedBundle, unix_now,
 };
 use tessera_primitives::RsaKeySize;
 use tessera_sharing::{
@@ -413,10 +413,19 @@ impl Session {
     /// [`ErrorKind::Forbidden`] if the server refuses; [`ErrorKind::Internal`] if key generation fails.
     pub async fn register_owner(&self, kind: OwnerKind, size: RsaKeySize) -> Result<OwnerKeys> {
         let (keys, record) = crate::owner::generate_owner(kind, Some(self.owner()), size)?;
-        let record = &record;
-        self.call(|c| async move { c.register_owner(record).await })
-            .await?;
+        self.register_generated(&record).await?;
         Ok(keys)
+    }
+
+    /// Registers an owner generated with [`generate_owner`](crate::generate_owner) and this owner as its parent,
+    /// for a caller that saves the new keys before registering them (so that no owner exists whose key is lost).
+    ///
+    /// # Errors
+    /// As [`Session::register_owner`].
+    pub async fn register_generated(&self, record: &Owner) -> Result<()> {
+        self.call(|c| async move { c.register_owner(record).await })
+            .await
+            .map(drop)
     }
 
     // ---- crate-internal plumbing shared by the operations ----
