@@ -48,8 +48,33 @@ pub(crate) enum Command {
     /// Upload, list and download encrypted attachments of records.
     #[command(subcommand)]
     Attachment(AttachmentCommand),
+    /// Protect owner key files with a passphrase.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Log in with a key file and print who it is: the owner id, its key fingerprint and short code, the server.
     Whoami(WhoamiArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Seal a key file's private key under a passphrase (Argon2id and AES-256-GCM), in place.
+    ///
+    /// The passphrase is read from TESSERA_PASSPHRASE, or asked twice on the terminal. Every command then asks for
+    /// it (or reads TESSERA_PASSPHRASE) to open the key file.
+    Protect(ProtectArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ProtectArgs {
+    /// The key file to protect.
+    #[arg(long, short = 'k', env = "TESSERA_KEY")]
+    pub(crate) key: PathBuf,
+    /// Argon2id memory, in KiB (64 MiB by default).
+    #[arg(long, default_value_t = 65536, hide = true)]
+    pub(crate) memory_kib: u32,
+    /// Argon2id passes.
+    #[arg(long, default_value_t = 3, hide = true)]
+    pub(crate) iterations: u32,
 }
 
 #[derive(Debug, Args)]

@@ -1,12 +1,17 @@
-//! Owner key files on disk: read (with a warning when others may read them), written readable by the owner only,
-//! beside their place first and then put in place.
+//! Owner key files on disk: read (protected by a passphrase, or in clear with a warning), written readable by the
+//! owner only, beside their place first and then put in place, and protected by `tessera keys protect`.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use tempfile::NamedTempFile;
 use tessera::{OwnerKeys, SecretString};
+
+use crate::cli::ProtectArgs;
+
+/// The environment variable a key file's passphrase is read from (otherwise it is asked on the terminal).
+pub(crate) const PASSPHRASE_ENV: &str = "TESSERA_PASSPHRASE";
 
 pub(crate) fn read_key_file(path: &Path) -> anyhow::Result<OwnerKeys> {
     let text = SecretString::new(
@@ -14,8 +19,68 @@ pub(crate) fn read_key_file(path: &Path) -> anyhow::Result<OwnerKeys> {
             .with_context(|| format!("cannot read the key file {}", path.display()))?,
     );
     warn_if_readable_by_others(path);
-    tessera::decode_key_file(text.expose_secret())
-        .with_context(|| format!("{} is not a usable key file", path.display()))
+    if tessera::is_protected_key_file(text.expose_secret()) {
+        let passphrase = passphrase(&format!("passphrase of {}: ", path.display()), false)?;
+        return tessera::decode_protected_key_file(text.expose_secret(), &passphrase)
+            .with_context(|| format!("cannot open the key file {}", path.display()));
+    }
+    let keys = tessera::decode_key_file(text.expose_secret())
+        .with_context(|| format!("{} is not a usable key file", path.display()))?;
+    eprintln!(
+        "warning: {} holds its private key unencrypted; protect it with a passphrase: tessera keys protect -k {}",
+        path.display(),
+        path.display()
+    );
+    Ok(keys)
+}
+
+/// The passphrase of a key file: from [`PASSPHRASE_ENV`], or asked on the terminal (twice if `confirm`).
+pub(crate) fn passphrase(prompt: &str, confirm: bool) -> anyhow::Result<SecretString> {
+    if let Ok(value) = std::env::var(PASSPHRASE_ENV)
+        && !value.is_empty()
+    {
+        return Ok(SecretString::new(value));
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "a passphrase is needed: set {PASSPHRASE_ENV}, or run the command in a terminal to be asked for it"
+        );
+    }
+    let first = SecretString::new(rpassword::prompt_password(prompt)?);
+    if confirm {
+        let again = SecretString::new(rpassword::prompt_password("the same passphrase again: ")?);
+        if !first.ct_eq(&again) {
+            bail!("the two passphrases differ; nothing was changed");
+        }
+    }
+    Ok(first)
+}
+
+/// `tessera keys protect`: seals the private key of a plaintext key file under a passphrase, in place.
+pub(crate) fn protect(args: &ProtectArgs) -> anyhow::Result<()> {
+    let path = &args.key;
+    let text = SecretString::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the key file {}", path.display()))?,
+    );
+    if tessera::is_protected_key_file(text.expose_secret()) {
+        bail!("{} is already protected by a passphrase", path.display());
+    }
+    let keys = tessera::decode_key_file(text.expose_secret())
+        .with_context(|| format!("{} is not a usable key file", path.display()))?;
+    let params = tessera::KdfParams::new(args.memory_kib, args.iterations, 1)?;
+    let passphrase = passphrase(&format!("new passphrase of {}: ", path.display()), true)?;
+    let protected = tessera::encode_protected_key_file(&keys, &passphrase, params)?;
+    // Read back before the plaintext file is replaced: a file that would not open is never written.
+    let reopened = tessera::decode_protected_key_file(protected.expose_secret(), &passphrase)?;
+    if reopened.owner() != keys.owner() {
+        bail!(
+            "the protected key file does not read back; {} is unchanged",
+            path.display()
+        );
+    }
+    let pending = write_pending(path, &protected)?;
+    persist(pending, path, true)
 }
 
 #[cfg(unix)]

@@ -45,5 +45,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Entity(command) => commands::entity(command).await,
         Command::Attachment(command) => commands::attachment(command).await,
         Command::Whoami(args) => commands::whoami(args).await,
+        Command::Keys(cli::KeysCommand::Protect(args)) => {
+            keys::protect(&args)?;
+            ui::print_json(&serde_json::json!({
+                "key_file": args.key.display().to_string(),
+                "protected": true,
+            }))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

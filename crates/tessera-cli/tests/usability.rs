@@ -455,3 +455,97 @@ fn serve_refuses_short_admin_tokens_and_logs_without_colours_into_a_file() {
     assert!(text.contains(" INFO "), "the log is in the file: {text}");
     assert!(!text.contains('\u{1b}'), "colour codes in {text:?}");
 }
+
+#[test]
+fn key_files_are_protected_by_a_passphrase() {
+    let world = World::start();
+    let cli = world.cli();
+    let key_path = world.dir.path().join("alice.key");
+    let plain = std::fs::read_to_string(&key_path).unwrap();
+    let pem_line = plain
+        .lines()
+        .find(|line| !line.contains(':') && !line.starts_with("-----"))
+        .unwrap()
+        .to_owned();
+
+    // A plaintext key file still works, with a warning that says what to do.
+    let output = cli.run(&["whoami", "-k", "alice.key"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("alice.key holds its private key unencrypted"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("tessera keys protect -k alice.key"),
+        "{stderr}"
+    );
+    let before = cli.json(&["whoami", "-k", "alice.key"]);
+
+    let with_passphrase = |passphrase: Option<&str>, args: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"));
+        command
+            .args(args)
+            .env("TESSERA_SERVER", &world.served.url)
+            .env_remove("TESSERA_PASSPHRASE")
+            .current_dir(world.dir.path())
+            .stdin(std::process::Stdio::null());
+        if let Some(passphrase) = passphrase {
+            command.env("TESSERA_PASSPHRASE", passphrase);
+        }
+        command.output().unwrap()
+    };
+    let protect = [
+        "keys",
+        "protect",
+        "-k",
+        "alice.key",
+        "--memory-kib",
+        "64",
+        "--iterations",
+        "1",
+    ];
+    let output = with_passphrase(None, &protect);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("set TESSERA_PASSPHRASE"), "{stderr}");
+    assert!(
+        with_passphrase(Some("a long passphrase"), &protect)
+            .status
+            .success()
+    );
+    let protected = std::fs::read_to_string(&key_path).unwrap();
+    assert!(
+        protected.starts_with("tessera-owner-key: 2\n"),
+        "{protected}"
+    );
+    assert!(
+        !protected.contains(&pem_line),
+        "the private key is in clear"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // Read with the passphrase, refused without it or with another, and not protected twice.
+    let output = with_passphrase(Some("a long passphrase"), &["whoami", "-k", "alice.key"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("unencrypted"), "{stderr}");
+    let after: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(after["owner"], before["owner"]);
+    let output = with_passphrase(Some("another one"), &["whoami", "-k", "alice.key"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the passphrase does not open this key file"),
+        "{stderr}"
+    );
+    let output = with_passphrase(None, &["whoami", "-k", "alice.key"]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("set TESSERA_PASSPHRASE"));
+    let output = with_passphrase(Some("a long passphrase"), &protect);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("already protected"));
+}
