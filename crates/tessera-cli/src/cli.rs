@@ -69,6 +69,13 @@ pub(crate) struct ProtectArgs {
     /// The key file to protect.
     #[arg(long, short = 'k', env = "TESSERA_KEY")]
     pub(crate) key: PathBuf,
+    #[command(flatten)]
+    pub(crate) kdf: KdfArgs,
+}
+
+/// The Argon2id costs of a protected key file (hidden: the defaults are the ones to use; tests lower them).
+#[derive(Debug, Args)]
+pub(crate) struct KdfArgs {
     /// Argon2id memory, in KiB (64 MiB by default).
     #[arg(long, default_value_t = 65536, hide = true)]
     pub(crate) memory_kib: u32,
@@ -156,6 +163,12 @@ pub(crate) struct OwnerCreateArgs {
     /// Overwrite the key file if it exists.
     #[arg(long)]
     pub(crate) force: bool,
+    /// Protect the key file with a passphrase (from TESSERA_PASSPHRASE, or asked twice), so that the private key
+    /// never lies on disk in clear.
+    #[arg(long)]
+    pub(crate) protect: bool,
+    #[command(flatten)]
+    pub(crate) kdf: KdfArgs,
 }
 
 /// Kind of data owner.

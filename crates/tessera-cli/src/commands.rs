@@ -128,6 +128,12 @@ async fn create_owner(args: OwnerCreateArgs) -> anyhow::Result<ExitCode> {
     }
     // The key file is written (beside --out, so that a directory that cannot be written to fails now) before the
     // owner is registered, and put in place only once it is: no owner is ever registered whose key was not saved.
+    let passphrase = if args.protect {
+        let prompt = format!("passphrase of the new key file {}: ", args.out.display());
+        Some(keys::passphrase(&prompt, true)?)
+    } else {
+        None
+    };
     let generating = ui::spinner("generating the owner's RSA key and registering it");
     let parent = match &args.parent_key {
         Some(parent) => Some(login(&args.server, parent, None).await?),
@@ -136,7 +142,11 @@ async fn create_owner(args: OwnerCreateArgs) -> anyhow::Result<ExitCode> {
     let parent_id = parent.as_ref().map(|(session, _)| session.owner());
     let (keys, record) =
         tessera::generate_owner(args.kind.into(), parent_id, args.rsa_bits.into())?;
-    let pending = keys::write_pending(&args.out, &tessera::encode_key_file(&keys)?)?;
+    let text = match &passphrase {
+        Some(passphrase) => keys::protected_text(&keys, passphrase, &args.out, &args.kdf)?,
+        None => tessera::encode_key_file(&keys)?,
+    };
+    let pending = keys::write_pending(&args.out, &text)?;
     match &parent {
         None => {
             let token = std::env::var(ADMIN_TOKEN_ENV)

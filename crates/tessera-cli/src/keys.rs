@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use tempfile::NamedTempFile;
 use tessera::{OwnerKeys, SecretString};
 
-use crate::cli::ProtectArgs;
+use crate::cli::{KdfArgs, ProtectArgs};
 
 /// The environment variable a key file's passphrase is read from (otherwise it is asked on the terminal).
 pub(crate) const PASSPHRASE_ENV: &str = "TESSERA_PASSPHRASE";
@@ -68,19 +68,30 @@ pub(crate) fn protect(args: &ProtectArgs) -> anyhow::Result<()> {
     }
     let keys = tessera::decode_key_file(text.expose_secret())
         .with_context(|| format!("{} is not a usable key file", path.display()))?;
-    let params = tessera::KdfParams::new(args.memory_kib, args.iterations, 1)?;
     let passphrase = passphrase(&format!("new passphrase of {}: ", path.display()), true)?;
-    let protected = tessera::encode_protected_key_file(&keys, &passphrase, params)?;
-    // Read back before the plaintext file is replaced: a file that would not open is never written.
-    let reopened = tessera::decode_protected_key_file(protected.expose_secret(), &passphrase)?;
+    let protected = protected_text(&keys, &passphrase, path, &args.kdf)?;
+    let pending = write_pending(path, &protected)?;
+    persist(pending, path, true)
+}
+
+/// The text of `keys`' key file (to be written at `path`) protected by `passphrase`, read back once so that a
+/// file that would not open is never written.
+pub(crate) fn protected_text(
+    keys: &OwnerKeys,
+    passphrase: &SecretString,
+    path: &Path,
+    kdf: &KdfArgs,
+) -> anyhow::Result<SecretString> {
+    let params = tessera::KdfParams::new(kdf.memory_kib, kdf.iterations, 1)?;
+    let protected = tessera::encode_protected_key_file(keys, passphrase, params)?;
+    let reopened = tessera::decode_protected_key_file(protected.expose_secret(), passphrase)?;
     if reopened.owner() != keys.owner() {
         bail!(
-            "the protected key file does not read back; {} is unchanged",
+            "the protected key file does not read back; {} is not written",
             path.display()
         );
     }
-    let pending = write_pending(path, &protected)?;
-    persist(pending, path, true)
+    Ok(protected)
 }
 
 #[cfg(unix)]

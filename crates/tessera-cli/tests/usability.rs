@@ -549,3 +549,49 @@ fn key_files_are_protected_by_a_passphrase() {
     let output = with_passphrase(Some("a long passphrase"), &protect);
     assert!(String::from_utf8_lossy(&output.stderr).contains("already protected"));
 }
+
+#[test]
+fn owner_create_can_write_a_protected_key_file() {
+    let world = World::start();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(args)
+            .env("TESSERA_SERVER", &world.served.url)
+            .env("TESSERA_ADMIN_TOKEN", common::ADMIN)
+            .env("TESSERA_PASSPHRASE", "a long passphrase")
+            .current_dir(world.dir.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let created = run(&[
+        "owner",
+        "create",
+        "--kind",
+        "hcp",
+        "--out",
+        "carol.key",
+        "--protect",
+        "--memory-kib",
+        "64",
+        "--iterations",
+        "1",
+    ]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let text = std::fs::read_to_string(world.dir.path().join("carol.key")).unwrap();
+    assert!(text.starts_with("tessera-owner-key: 2\n"), "{text}");
+    assert!(!text.contains("BEGIN PRIVATE KEY"));
+    let me = run(&["whoami", "-k", "carol.key"]);
+    assert!(
+        me.status.success(),
+        "{}",
+        String::from_utf8_lossy(&me.stderr)
+    );
+    let me: serde_json::Value = serde_json::from_slice(&me.stdout).unwrap();
+    assert_eq!(me["owner"], created["owner"]);
+}
