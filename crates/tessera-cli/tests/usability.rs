@@ -230,6 +230,7 @@ fn errors_say_what_happened_and_what_to_do() {
     );
     assert!(stderr.contains("check the server's URL"), "{stderr}");
     assert!(stderr.contains("onnect"), "the cause is named: {stderr}");
+    assert_eq!(stderr.matches("transport fail").count(), 1, "{stderr}");
 
     // A URL without a scheme.
     let authority = world.served.url.trim_start_matches("http://");

@@ -303,6 +303,8 @@ fn client_detail(kind: ErrorKind, error: &tessera_client::Error) -> String {
         tessera_client::Error::Status { message, .. } => message.clone(),
         // Built before anything was sent: the client's message says what to correct.
         tessera_client::Error::Request(message) => return message.clone(),
+        // Without the client's "transport failed:" prefix, which the kind already says.
+        tessera_client::Error::Transport(message) => message.clone(),
         other => other.to_string(),
     };
     let advice = match kind {
@@ -474,6 +476,10 @@ mod tests {
         assert!(unreachable.is_transport());
         assert!(unreachable.to_string().contains("http://127.0.0.1:1"));
         assert!(unreachable.to_string().contains("check the server's URL"));
+        assert!(
+            !unreachable.to_string().contains("transport failed"),
+            "{unreachable}"
+        );
         let no_scheme = Error::from_client(tessera_client::Error::Request("no scheme".into()));
         assert!(no_scheme.is_invalid());
         assert_eq!(no_scheme.to_string(), "invalid input: no scheme");
