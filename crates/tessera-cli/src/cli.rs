@@ -34,7 +34,8 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Run a Tessera server on a redb database (administrator token from TESSERA_ADMIN_TOKEN).
+    /// Run a Tessera server on a redb database (administrator token, of at least 16 characters, from
+    /// TESSERA_ADMIN_TOKEN).
     Serve(ServeArgs),
     /// Show every principle end to end: an in-process server, two doctors and a patient, and what the server stores.
     Demo(DemoArgs),
@@ -44,9 +45,49 @@ pub(crate) enum Command {
     /// Create, read, share, revoke and query records.
     #[command(subcommand)]
     Entity(EntityCommand),
-    /// Upload and download encrypted attachments of records.
+    /// Upload, list and download encrypted attachments of records.
     #[command(subcommand)]
     Attachment(AttachmentCommand),
+    /// Protect owner key files with a passphrase.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Log in with a key file and print who it is: the owner id, its key fingerprint and short code, the server.
+    Whoami(WhoamiArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Seal a key file's private key under a passphrase (Argon2id and AES-256-GCM), in place.
+    ///
+    /// The passphrase is read from TESSERA_PASSPHRASE, or asked twice on the terminal. Every command then asks for
+    /// it (or reads TESSERA_PASSPHRASE) to open the key file.
+    Protect(ProtectArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ProtectArgs {
+    /// The key file to protect.
+    #[arg(long, short = 'k', env = "TESSERA_KEY")]
+    pub(crate) key: PathBuf,
+    #[command(flatten)]
+    pub(crate) kdf: KdfArgs,
+}
+
+/// The Argon2id costs of a protected key file (hidden: the defaults are the ones to use; tests lower them).
+#[derive(Debug, Args)]
+pub(crate) struct KdfArgs {
+    /// Argon2id memory, in KiB (64 MiB by default).
+    #[arg(long, default_value_t = 65536, hide = true)]
+    pub(crate) memory_kib: u32,
+    /// Argon2id passes.
+    #[arg(long, default_value_t = 3, hide = true)]
+    pub(crate) iterations: u32,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WhoamiArgs {
+    #[command(flatten)]
+    pub(crate) connection: Connection,
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +163,12 @@ pub(crate) struct OwnerCreateArgs {
     /// Overwrite the key file if it exists.
     #[arg(long)]
     pub(crate) force: bool,
+    /// Protect the key file with a passphrase (from TESSERA_PASSPHRASE, or asked twice), so that the private key
+    /// never lies on disk in clear.
+    #[arg(long)]
+    pub(crate) protect: bool,
+    #[command(flatten)]
+    pub(crate) kdf: KdfArgs,
 }
 
 /// Kind of data owner.
@@ -220,8 +267,9 @@ pub(crate) struct PutArgs {
     pub(crate) entity_type: tessera::EntityType,
     /// The content: a JSON object, `@FILE` to read it from a file, or `-` for standard input.
     pub(crate) content: String,
-    /// JSON paths of the fields to encrypt (`text`, `address.street`, `contacts[].phone`); repeatable.
-    /// Without any, every field is encrypted.
+    /// JSON paths of the fields to encrypt (`text`, `address.street`, `contacts[].phone`); repeatable. Every other
+    /// field is stored in clear. Each path must name a field of the content, or nothing is written (a misspelt
+    /// path would leave its field in clear). Without any, every field is encrypted.
     #[arg(long = "encrypt", value_name = "PATH")]
     pub(crate) encrypt: Vec<String>,
     /// Replace the content of this record instead of creating one.
@@ -355,6 +403,16 @@ pub(crate) enum AttachmentCommand {
     Upload(UploadArgs),
     /// Download and decrypt an attachment.
     Download(DownloadArgs),
+    /// List a record's attachments as a JSON array of {"id", "bytes"}.
+    List(ListAttachmentsArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListAttachmentsArgs {
+    #[command(flatten)]
+    pub(crate) connection: Connection,
+    #[command(flatten)]
+    pub(crate) target: Target,
 }
 
 #[derive(Debug, Args)]
@@ -375,9 +433,12 @@ pub(crate) struct DownloadArgs {
     pub(crate) target: Target,
     /// Id of the attachment.
     pub(crate) attachment: tessera::AttachmentId,
-    /// Where to write the content (`-` for standard output).
+    /// Where to write the content (`-` for standard output). An existing file is replaced only with --force.
     #[arg(long, short = 'o')]
     pub(crate) out: PathBuf,
+    /// Replace the file at --out if there is one.
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 /// Parses an entity type: 1 to 64 ASCII letters, digits, `.`, `_` or `-`.

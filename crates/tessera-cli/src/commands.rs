@@ -1,29 +1,47 @@
 //! The everyday commands: thin wrappers over the SDK that print JSON.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use serde_json::{Map, Value, json};
 use tessera::{
-    Client, EncryptionManifest, EntityRef, NewRecord, OwnerKeys, Permission, Query, Record,
-    SecretString, Session, Share,
+    Client, EncryptionManifest, EntityRef, NewRecord, Permission, Query, Record, Session, Share,
 };
 use tessera_server::serve::{ADMIN_TOKEN_ENV, ServeOptions};
 use tokio::io::AsyncWriteExt;
 
 use crate::cli::{
     AttachmentCommand, Connection, EntityCommand, OwnerCommand, OwnerCreateArgs, ServeArgs, Target,
+    WhoamiArgs,
 };
+use crate::keys;
 use crate::trust::KnownOwners;
 use crate::ui;
 
+/// The shortest administrator token `tessera serve` accepts: anyone who guesses it can register owners.
+const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
 /// `tessera serve`: runs until Ctrl-C or SIGTERM, then shuts down gracefully.
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    if let Ok(token) = std::env::var(ADMIN_TOKEN_ENV)
+        && !token.is_empty()
+        && token.chars().count() < MIN_ADMIN_TOKEN_CHARS
+    {
+        bail!(
+            "{ADMIN_TOKEN_ENV} is {} characters long; an administrator token needs at least \
+             {MIN_ADMIN_TOKEN_CHARS} (for example the output of `openssl rand -hex 16`)",
+            token.chars().count()
+        );
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // The log goes to standard output: colours only for a terminal, never into a file or a pipe.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal())
+        .init();
     let options = ServeOptions {
         listen: args.listen,
         data_dir: args.data_dir,
@@ -62,7 +80,7 @@ pub(crate) async fn owner(command: OwnerCommand) -> anyhow::Result<ExitCode> {
     match command {
         OwnerCommand::Create(args) => create_owner(args).await,
         OwnerCommand::Fingerprint(args) => {
-            let keys = read_key_file(&args.key)?;
+            let keys = keys::read_key_file(&args.key)?;
             let Some(partner) = args.of else {
                 let fingerprint = keys.fingerprint();
                 ui::print_json(&json!({
@@ -108,8 +126,28 @@ async fn create_owner(args: OwnerCreateArgs) -> anyhow::Result<ExitCode> {
             args.out.display()
         );
     }
+    // The key file is written (beside --out, so that a directory that cannot be written to fails now) before the
+    // owner is registered, and put in place only once it is: no owner is ever registered whose key was not saved.
+    let passphrase = if args.protect {
+        let prompt = format!("passphrase of the new key file {}: ", args.out.display());
+        Some(keys::passphrase(&prompt, true)?)
+    } else {
+        None
+    };
     let generating = ui::spinner("generating the owner's RSA key and registering it");
-    let keys = match &args.parent_key {
+    let parent = match &args.parent_key {
+        Some(parent) => Some(login(&args.server, parent, None).await?),
+        None => None,
+    };
+    let parent_id = parent.as_ref().map(|(session, _)| session.owner());
+    let (keys, record) =
+        tessera::generate_owner(args.kind.into(), parent_id, args.rsa_bits.into())?;
+    let text = match &passphrase {
+        Some(passphrase) => keys::protected_text(&keys, passphrase, &args.out, &args.kdf)?,
+        None => tessera::encode_key_file(&keys)?,
+    };
+    let pending = keys::write_pending(&args.out, &text)?;
+    match &parent {
         None => {
             let token = std::env::var(ADMIN_TOKEN_ENV)
                 .ok()
@@ -119,25 +157,15 @@ async fn create_owner(args: OwnerCreateArgs) -> anyhow::Result<ExitCode> {
                         "set {ADMIN_TOKEN_ENV} to register a top-level owner, or pass --parent-key"
                     )
                 })?;
-            tessera::register_owner(
-                &Client::new(&args.server),
-                &token,
-                args.kind.into(),
-                args.rsa_bits.into(),
-            )
-            .await?
+            tessera::register_generated(&Client::new(&args.server), &token, &record).await?;
         }
-        Some(parent) => {
-            let (session, known) = login(&args.server, parent, None).await?;
-            let keys = session
-                .register_owner(args.kind.into(), args.rsa_bits.into())
-                .await?;
+        Some((session, known)) => {
+            session.register_generated(&record).await?;
             known.save()?;
-            keys
         }
-    };
+    }
     generating.finish_and_clear();
-    write_key_file(&args.out, &tessera::encode_key_file(&keys)?)?;
+    keys::persist(pending, &args.out, args.force)?;
     let fingerprint = keys.fingerprint();
     ui::print_json(&json!({
         "owner": keys.owner().to_string(),
@@ -289,7 +317,19 @@ pub(crate) async fn attachment(command: AttachmentCommand) -> anyhow::Result<Exi
                 "bytes": len,
             }))?;
         }
+        AttachmentCommand::List(args) => {
+            let (session, known) = connect(&args.connection).await?;
+            let record = session.get_json(&reference(&args.target)).await?;
+            known.save()?;
+            ui::print_json(&attachments_json(&record))?;
+        }
         AttachmentCommand::Download(args) => {
+            if args.out.as_os_str() != "-" && args.out.exists() && !args.force {
+                bail!(
+                    "{} exists; pass --force to overwrite it, or choose another --out",
+                    args.out.display()
+                );
+            }
             let (session, known) = connect(&args.connection).await?;
             let entity = reference(&args.target);
             let stream = session.attachment_stream(&entity, args.attachment).await?;
@@ -362,7 +402,7 @@ async fn login(
     key: &Path,
     known_owners: Option<&Path>,
 ) -> anyhow::Result<(Session, KnownOwners)> {
-    let keys = read_key_file(key)?;
+    let keys = keys::read_key_file(key)?;
     let known_path = known_owners.map_or_else(
         || {
             let mut path = key.as_os_str().to_owned();
@@ -376,55 +416,6 @@ async fn login(
         .await
         .with_context(|| format!("cannot log in to {server}"))?;
     Ok((session, known))
-}
-
-fn read_key_file(path: &Path) -> anyhow::Result<OwnerKeys> {
-    let text = SecretString::new(
-        std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the key file {}", path.display()))?,
-    );
-    warn_if_readable_by_others(path);
-    tessera::decode_key_file(text.expose_secret())
-        .with_context(|| format!("{} is not a usable key file", path.display()))
-}
-
-#[cfg(unix)]
-fn warn_if_readable_by_others(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(metadata) = std::fs::metadata(path)
-        && metadata.permissions().mode() & 0o077 != 0
-    {
-        eprintln!(
-            "warning: {} is accessible to other users; it holds a private key (chmod 600 it)",
-            path.display()
-        );
-    }
-}
-
-#[cfg(not(unix))]
-fn warn_if_readable_by_others(_path: &Path) {}
-
-/// Writes a key file readable and writable by its owner only.
-fn write_key_file(path: &Path, text: &SecretString) -> anyhow::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        // An existing file (with --force) keeps its old mode through `open`: set it explicitly.
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    file.write_all(text.expose_secret().as_bytes())?;
-    file.sync_all()?;
-    Ok(())
 }
 
 /// Reads a JSON object given inline, as `@FILE`, or as `-` (standard input).
@@ -454,7 +445,30 @@ fn record_json(record: Record<Map<String, Value>>) -> Value {
             Permission::Write => "write",
         },
         "parents": record.parents.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "attachments": record.attachments.iter().map(|a| json!({"id": a.id.to_string(), "bytes": a.len})).collect::<Vec<_>>(),
+        "attachments": attachments_json(&record),
         "content": Value::Object(record.content),
     })
+}
+
+fn attachments_json(record: &Record<Map<String, Value>>) -> Value {
+    record
+        .attachments
+        .iter()
+        .map(|a| json!({"id": a.id.to_string(), "bytes": a.len}))
+        .collect()
+}
+
+/// `tessera whoami`.
+pub(crate) async fn whoami(args: WhoamiArgs) -> anyhow::Result<ExitCode> {
+    let (session, known) = connect(&args.connection).await?;
+    known.save()?;
+    let fingerprint = session.fingerprint();
+    ui::print_json(&json!({
+        "owner": session.owner().to_string(),
+        "fingerprint": fingerprint.to_string(),
+        "short_code": fingerprint.short_code(),
+        "server": args.connection.server,
+        "key_file": args.connection.key.display().to_string(),
+    }))?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod demo;
+mod keys;
 mod trust;
 mod ui;
 
@@ -30,7 +31,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", ui::describe(&error));
             ExitCode::FAILURE
         }
     }
@@ -43,5 +44,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Owner(command) => commands::owner(command).await,
         Command::Entity(command) => commands::entity(command).await,
         Command::Attachment(command) => commands::attachment(command).await,
+        Command::Whoami(args) => commands::whoami(args).await,
+        Command::Keys(cli::KeysCommand::Protect(args)) => {
+            keys::protect(&args)?;
+            ui::print_json(&serde_json::json!({
+                "key_file": args.key.display().to_string(),
+                "protected": true,
+            }))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

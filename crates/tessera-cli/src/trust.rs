@@ -75,6 +75,14 @@ impl KnownOwners {
                     false
                 }
                 None => {
+                    eprintln!(
+                        "note: first contact with owner {}: its key {} (short code {}) is now pinned in {}; \
+                         compare the short code with that owner out of band (`tessera owner fingerprint`)",
+                        bundle.owner(),
+                        hex,
+                        fingerprint.short_code(),
+                        path.display()
+                    );
                     pins.entry(bundle.owner()).or_default().insert(hex);
                     *changed = true;
                     true

@@ -42,3 +42,24 @@ pub(crate) fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
+
+/// The message of a failed command: each context, then the error, then its causes, joined with `: `. A cause
+/// whose text is already shown is skipped, and the chain stops at an SDK error made from the HTTP client's: the
+/// SDK's message already holds what the server said and what to do, which the client's error would only repeat.
+pub(crate) fn describe(error: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !parts.iter().any(|shown| shown.contains(&text)) {
+            parts.push(text);
+        }
+        let from_client = cause
+            .downcast_ref::<tessera::Error>()
+            .and_then(std::error::Error::source)
+            .is_some_and(|source| source.is::<tessera_client::Error>());
+        if from_client {
+            break;
+        }
+    }
+    parts.join(": ")
+}

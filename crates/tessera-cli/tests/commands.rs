@@ -8,79 +8,11 @@
     reason = "a test fails loudly on the first broken expectation"
 )]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
 
-use serde_json::Value;
+use std::process::Command;
 
-const ADMIN: &str = "cli-test-admin-token";
-
-/// A `tessera serve` child process on a free port, killed when dropped.
-struct Served {
-    child: Child,
-    url: String,
-}
-
-impl Served {
-    fn start(data_dir: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .env("TESSERA_ADMIN_TOKEN", ADMIN)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|word| word.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_owned();
-        Self { child, url }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Cli<'a> {
-    served: &'a Served,
-    dir: PathBuf,
-}
-
-impl Cli<'_> {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .args(args)
-            .env("TESSERA_SERVER", &self.served.url)
-            .env("TESSERA_ADMIN_TOKEN", ADMIN)
-            .current_dir(&self.dir)
-            .output()
-            .unwrap()
-    }
-
-    /// Runs a command that must succeed and print JSON.
-    fn json(&self, args: &[&str]) -> Value {
-        let output = self.run(args);
-        assert!(
-            output.status.success(),
-            "{args:?} failed with {:?}: {}",
-            output.status.code(),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).unwrap()
-    }
-}
+use common::{Cli, Served};
 
 #[test]
 fn owners_share_records_and_attachments_through_the_cli() {

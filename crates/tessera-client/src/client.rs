@@ -514,12 +514,12 @@ impl Client {
                 &[(CONTENT_TYPE.as_str(), OCTET_STREAM.to_owned())],
             )
             .body(UnsyncBoxBody::new(body))
-            .map_err(|e| Error::Request(e.to_string()))?;
+            .map_err(|e| Error::request(&self.base, &e))?;
         let response = self
             .http
             .request(request)
             .await
-            .map_err(|e| Error::Transport(e.to_string()))?;
+            .map_err(|e| Error::transport(&self.base, &e))?;
         answer(response, SMALL_ANSWER.min(self.max_answer_bytes))
             .await
             .map(|_| ())
@@ -700,7 +700,7 @@ impl Client {
                     tracing::debug!(%error, attempt, "retrying an idempotent request");
                     tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
                 }
-                Err(error) => return Err(Error::Transport(error.to_string())),
+                Err(error) => return Err(Error::transport(&self.base, &error)),
             }
         }
     }
@@ -716,7 +716,7 @@ impl Client {
         let full = Full::new(body.unwrap_or_default()).map_err(|never| match never {});
         self.builder(method, path, has_body, headers)
             .body(UnsyncBoxBody::new(full))
-            .map_err(|e| Error::Request(e.to_string()))
+            .map_err(|e| Error::request(&self.base, &e))
     }
 
     /// A request with the headers every request carries, and `headers`.

@@ -39,6 +39,28 @@ pub enum Error {
 }
 
 impl Error {
+    /// A request to `base` that could not be sent or answered: the error and every source under it (hyper's own
+    /// message, "client error (Connect)", says nothing without them), and the server's URL.
+    pub(crate) fn transport(base: &str, error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut message = format!("cannot reach the server at {base}: {error}");
+        let mut source = error.source();
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        Self::Transport(message)
+    }
+
+    /// A request to `base` that could not be built: a base URL that is not a server URL (without a scheme, say)
+    /// is the usual cause, and is named as [`tessera_wire::server_name`] explains it.
+    pub(crate) fn request(base: &str, error: &dyn std::fmt::Display) -> Self {
+        match tessera_wire::server_name(base) {
+            Err(message) => Self::Request(message),
+            Ok(_) => Self::Request(format!("cannot build a request to {base}: {error}")),
+        }
+    }
+
     /// The HTTP status, if the server answered with one.
     pub fn status(&self) -> Option<u16> {
         match self {

@@ -119,6 +119,36 @@ impl EncryptionManifest {
         &self.paths
     }
 
+    /// Checks that every path names a field of `document`, so that a misspelt path cannot leave the field it was
+    /// meant to protect in clear.
+    ///
+    /// A path matches when its walk reaches at least one field it would move. A walk through an empty array or map
+    /// matches (there is nothing to protect in it); a walk through a missing field, a value of another shape, or an
+    /// array or map none of whose elements has the field, does not.
+    ///
+    /// # Errors
+    /// [`Error::Manifest`] naming the first path that matches nothing.
+    pub fn check(&self, document: &Map<String, Value>) -> Result<()> {
+        match self.unmatched(document).next() {
+            Some(path) => Err(Error::Manifest {
+                path: path.text.clone(),
+                reason: "it matches no field of the record, so the field it was meant to encrypt would be stored \
+                         in clear; correct the path (or remove it)",
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The paths that name no field of `document` (see [`EncryptionManifest::check`]), in manifest order.
+    pub fn unmatched<'a>(
+        &'a self,
+        document: &'a Map<String, Value>,
+    ) -> impl Iterator<Item = &'a JsonPath> + 'a {
+        self.paths
+            .iter()
+            .filter(move |path| !matches_object(document, &path.steps))
+    }
+
     /// Splits `document` into its public part and its sensitive part: every listed field is moved out of the
     /// public part, keeping the structure that leads to it.
     pub fn split(
@@ -139,6 +169,32 @@ impl EncryptionManifest {
 /// Puts the sensitive fields back into the public document.
 pub fn merge(public: &mut Map<String, Value>, sensitive: Map<String, Value>) {
     merge_objects(public, sensitive);
+}
+
+/// Whether the path reaches at least one field of `object` (or walks through an empty array or map).
+fn matches_object(object: &Map<String, Value>, steps: &[Step]) -> bool {
+    let Some((step, rest)) = steps.split_first() else {
+        return false;
+    };
+    match (step, object.get(step_name(step))) {
+        (Step::Field(_), Some(_)) if rest.is_empty() => true,
+        (Step::Field(_), Some(Value::Object(inner))) => matches_object(inner, rest),
+        (Step::EachElement(_), Some(Value::Array(elements))) => matches_any(elements.iter(), rest),
+        (Step::EachValue(_), Some(Value::Object(values))) => matches_any(values.values(), rest),
+        _ => false,
+    }
+}
+
+/// Whether the rest of a path matches in one of `values`, or `values` is empty.
+fn matches_any<'a>(mut values: impl ExactSizeIterator<Item = &'a Value>, rest: &[Step]) -> bool {
+    values.len() == 0
+        || values.any(|value| matches!(value, Value::Object(inner) if matches_object(inner, rest)))
+}
+
+fn step_name(step: &Step) -> &str {
+    match step {
+        Step::Field(name) | Step::EachElement(name) | Step::EachValue(name) => name,
+    }
 }
 
 /// Removes the path from `object` and returns what was removed, wrapped in the structure leading to it.
@@ -185,11 +241,8 @@ fn extract_from_object(object: &mut Map<String, Value>, steps: &[Step]) -> Optio
             Value::Object(parts)
         }
     };
-    let name = match step {
-        Step::Field(name) | Step::EachElement(name) | Step::EachValue(name) => name.clone(),
-    };
     let mut wrapper = Map::new();
-    wrapper.insert(name, extracted);
+    wrapper.insert(step_name(step).to_owned(), extracted);
     Some(Value::Object(wrapper))
 }
 
@@ -276,6 +329,55 @@ mod tests {
         let mut merged = public;
         merge(&mut merged, sensitive);
         assert_eq!(merged, document);
+    }
+
+    #[test]
+    fn paths_that_match_nothing_are_named() {
+        let manifest = EncryptionManifest::new([
+            "note",
+            "address.street",
+            "contacts[].phone",
+            "labels{}.text",
+            "empty[].x",
+            "none{}.x",
+        ])
+        .unwrap();
+        let document = object(json!({
+            "note": null,
+            "address": {"street": "1 Main St"},
+            "contacts": [7, {"phone": "1"}],
+            "labels": {"x": {"text": "secret"}},
+            "empty": [],
+            "none": {}
+        }));
+        assert!(manifest.check(&document).is_ok());
+
+        for (typo, document) in [
+            ("txt", json!({"text": "MARKER"})),
+            ("address.stret", json!({"address": {"street": "MARKER"}})),
+            ("address.street", json!({"address": "MARKER"})),
+            (
+                "contacts[].phne",
+                json!({"contacts": [{"phone": "MARKER"}]}),
+            ),
+            (
+                "contacts[].phone",
+                json!({"contacts": {"a": {"phone": "MARKER"}}}),
+            ),
+            ("contacts[].phone", json!({"contacts": [1, 2]})),
+            ("labels{}.txt", json!({"labels": {"x": {"text": "MARKER"}}})),
+        ] {
+            let manifest = EncryptionManifest::new([typo]).unwrap();
+            let document = object(document);
+            let unmatched: Vec<&str> = manifest
+                .unmatched(&document)
+                .map(JsonPath::as_str)
+                .collect();
+            assert_eq!(unmatched, [typo]);
+            let message = manifest.check(&document).unwrap_err().to_string();
+            assert!(message.contains(&format!("`{typo}`")), "{message}");
+            assert!(message.contains("in clear"), "{message}");
+        }
     }
 
     #[test]

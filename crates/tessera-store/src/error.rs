@@ -5,7 +5,11 @@
 #[non_exhaustive]
 pub enum Error {
     /// A write named a revision that is not the stored one (or expected no record where one exists); nothing changed.
-    #[error("conflict: {what} is at revision {actual:?}, the write expected {expected:?}")]
+    #[error(
+        "{what} is at {}, the write expected {}",
+        revision(*.actual),
+        revision(*.expected)
+    )]
     Conflict {
         /// What conflicted.
         what: &'static str,
@@ -39,5 +43,37 @@ pub enum Error {
     },
 }
 
+/// A revision as a person reads it: `revision 8`, or `no revision` for a record that does not exist.
+fn revision(revision: Option<u64>) -> String {
+    revision.map_or_else(|| "no revision".to_owned(), |rev| format!("revision {rev}"))
+}
+
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflicts_name_revisions_as_numbers() {
+        let error = Error::Conflict {
+            what: "entity",
+            expected: Some(7),
+            actual: Some(8),
+        };
+        assert_eq!(
+            error.to_string(),
+            "entity is at revision 8, the write expected revision 7"
+        );
+        let error = Error::Conflict {
+            what: "owner",
+            expected: None,
+            actual: Some(1),
+        };
+        assert_eq!(
+            error.to_string(),
+            "owner is at revision 1, the write expected no revision"
+        );
+    }
+}

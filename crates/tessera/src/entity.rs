@@ -502,11 +502,17 @@ impl Session {
             }
             other => other?,
         };
-        if fetched.id != entity.id || fetched.entity_type != entity.entity_type {
+        if fetched.id != entity.id {
             return Err(Error::new(
                 ErrorKind::Crypto,
                 "the server returned another entity than the one asked for",
             ));
+        }
+        if fetched.entity_type != entity.entity_type {
+            return Err(Error::invalid(format!(
+                "record {} is of type {}, not {}; ask for it with type {}",
+                entity.id, fetched.entity_type, entity.entity_type, fetched.entity_type
+            )));
         }
         Ok(fetched)
     }
@@ -735,7 +741,11 @@ pub(crate) fn check_rev(stored: &EncryptedEntity, rev: u64) -> Result<()> {
     } else {
         Err(Error::new(
             ErrorKind::Conflict,
-            format!("revision {rev} is not the stored revision {}", stored.rev),
+            format!(
+                "the record is at revision {}, not {rev}: it was changed since; read it again and retry with \
+                 its current revision",
+                stored.rev
+            ),
         ))
     }
 }

@@ -33,6 +33,9 @@ pub enum ErrorKind {
     /// The server returned an older version of a record (or of this owner's state) than one this owner has already
     /// seen: it is rolling data back. Nothing was changed; do not write over it, and report it.
     Rollback,
+    /// The server is refusing requests for a while (an HTTP 429: too many logins in progress, a rate limit):
+    /// wait a moment and retry.
+    Busy,
 }
 
 impl ErrorKind {
@@ -51,6 +54,7 @@ impl ErrorKind {
             Self::Server => "server error",
             Self::Internal => "internal error",
             Self::Rollback => "the server returned an older version than one already seen",
+            Self::Busy => "the server is busy",
         }
     }
 }
@@ -174,6 +178,11 @@ impl Error {
         self.kind == ErrorKind::Server
     }
 
+    /// Whether the server is refusing requests for a while (retry later).
+    pub fn is_busy(&self) -> bool {
+        self.kind == ErrorKind::Busy
+    }
+
     /// Whether something failed that the caller cannot fix (the operating system's random generator, an RSA
     /// operation).
     pub fn is_internal(&self) -> bool {
@@ -216,43 +225,109 @@ impl std::error::Error for Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// The SDK error for a failure of the HTTP client: a kind from the status the server answered, and the client's
-    /// error as the source (a boxed `dyn Error`, so that no transport type is part of this crate's API).
+    /// The SDK error for a failure of the HTTP client: a kind from the code (or, without a Tessera error body, the
+    /// status) the server answered, a message with the server's words and what to do, and the client's error as
+    /// the source (a boxed `dyn Error`, so that no transport type is part of this crate's API).
     /// Deliberately not a public `From` impl, for the same reason.
     pub(crate) fn from_client(error: tessera_client::Error) -> Self {
-        use tessera_wire::ErrorCode as C;
-        let kind = match error.code() {
-            None => ErrorKind::Transport,
-            Some(C::NotFound | C::NoRoute) => ErrorKind::NotFound,
-            Some(C::Conflict | C::UploadInProgress) => ErrorKind::Conflict,
-            Some(C::Unauthorized) => ErrorKind::Unauthorized,
-            Some(C::Forbidden) => ErrorKind::Forbidden,
-            Some(C::RuleViolation) => ErrorKind::Rule,
-            Some(C::Timeout) => ErrorKind::Transport,
-            Some(C::Internal) => ErrorKind::Server,
-            Some(
-                C::BadRequest
-                | C::InvalidSignature
-                | C::PayloadTooLarge
-                | C::UnsupportedMediaType
-                | C::RangeNotSatisfiable
-                | C::TooManyChallenges
-                | C::TooManyAccessKeys,
-            ) => ErrorKind::Invalid,
-            // An answer without a Tessera error body (a proxy's), or a code newer than this crate: by status.
-            Some(_) => match error.status() {
-                Some(404) => ErrorKind::NotFound,
-                Some(409) => ErrorKind::Conflict,
-                Some(401) => ErrorKind::Unauthorized,
-                Some(403) => ErrorKind::Forbidden,
-                Some(422) => ErrorKind::Rule,
-                Some(408) => ErrorKind::Transport,
-                Some(status) if status >= 500 => ErrorKind::Server,
-                _ => ErrorKind::Invalid,
-            },
-        };
-        Self::from_source(kind, error)
+        let kind = client_kind(&error);
+        Self {
+            kind,
+            detail: Some(client_detail(kind, &error)),
+            source: Some(Box::new(error)),
+        }
     }
+
+    /// For a failure to fetch `owner`'s public record: a not-found says that no such owner is registered.
+    pub(crate) fn for_owner(self, owner: tessera_keys::OwnerId) -> Self {
+        if self.is_not_found() {
+            self.explained(format!(
+                "owner {owner} is not registered on this server; check the owner id (nothing was shared)"
+            ))
+        } else {
+            self
+        }
+    }
+
+    /// This error with `detail` as its message instead, keeping its kind and source: for an operation that knows
+    /// better than the server what a failure means (a refused administrator token, an owner that does not exist).
+    pub(crate) fn explained(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+}
+
+/// The kind of a client error: by the wire code the server answered, by status for an answer without a Tessera
+/// error body (a proxy's) or with a code newer than this crate.
+fn client_kind(error: &tessera_client::Error) -> ErrorKind {
+    use tessera_wire::ErrorCode as C;
+    match error.code() {
+        None if matches!(error, tessera_client::Error::Request(_)) => ErrorKind::Invalid,
+        None => ErrorKind::Transport,
+        Some(C::NotFound | C::NoRoute) => ErrorKind::NotFound,
+        Some(C::Conflict | C::UploadInProgress) => ErrorKind::Conflict,
+        Some(C::Unauthorized) => ErrorKind::Unauthorized,
+        Some(C::Forbidden) => ErrorKind::Forbidden,
+        Some(C::RuleViolation) => ErrorKind::Rule,
+        Some(C::Timeout) => ErrorKind::Transport,
+        Some(C::Internal) => ErrorKind::Server,
+        Some(C::TooManyChallenges) => ErrorKind::Busy,
+        Some(
+            C::BadRequest
+            | C::InvalidSignature
+            | C::PayloadTooLarge
+            | C::UnsupportedMediaType
+            | C::RangeNotSatisfiable
+            | C::TooManyAccessKeys,
+        ) => ErrorKind::Invalid,
+        Some(_) => match error.status() {
+            Some(404) => ErrorKind::NotFound,
+            Some(409) => ErrorKind::Conflict,
+            Some(401) => ErrorKind::Unauthorized,
+            Some(403) => ErrorKind::Forbidden,
+            Some(422) => ErrorKind::Rule,
+            Some(408) => ErrorKind::Transport,
+            Some(429) => ErrorKind::Busy,
+            Some(status) if status >= 500 => ErrorKind::Server,
+            _ => ErrorKind::Invalid,
+        },
+    }
+}
+
+/// The message of a client error: what the server said (or what failed on the way) and what to do about it.
+fn client_detail(kind: ErrorKind, error: &tessera_client::Error) -> String {
+    let said = match error {
+        tessera_client::Error::Status {
+            status, message, ..
+        } if message.is_empty() => format!("the server answered HTTP {status}"),
+        tessera_client::Error::Status { message, .. } => message.clone(),
+        // Built before anything was sent: the client's message says what to correct.
+        tessera_client::Error::Request(message) => return message.clone(),
+        // Without the client's "transport failed:" prefix, which the kind already says.
+        tessera_client::Error::Transport(message) => message.clone(),
+        other => other.to_string(),
+    };
+    let advice = match kind {
+        ErrorKind::NotFound => {
+            "the record does not exist, or it was not shared with this owner (check its id and type)"
+        }
+        ErrorKind::Conflict => {
+            "it was changed since that revision was read; read it again and retry with its current revision"
+        }
+        ErrorKind::Unauthorized => {
+            "the server refused this owner's login or session; check that the key file belongs to an owner \
+             registered on this server"
+        }
+        ErrorKind::Forbidden => {
+            "this owner may not do that to this record (a read-only share cannot write)"
+        }
+        ErrorKind::Rule => "nothing was changed",
+        ErrorKind::Busy => "wait a moment and retry",
+        ErrorKind::Transport => "check the server's URL and that the server is running",
+        ErrorKind::Server => "retry later, or ask the server's operator to read its log",
+        _ => "the server refused the request; nothing was changed",
+    };
+    format!("{said}; {advice}")
 }
 
 impl From<tessera_primitives::Error> for Error {
@@ -346,6 +421,7 @@ mod tests {
         assert!(Error::from_client(status(422)).is_rule());
         assert!(Error::from_client(status(400)).is_invalid());
         assert!(Error::from_client(status(503)).is_server());
+        assert!(Error::from_client(status(429)).is_busy());
         assert!(Error::from_client(tessera_client::Error::Transport("down".into())).is_transport());
     }
 
@@ -367,6 +443,58 @@ mod tests {
         assert_eq!(kind(C::InvalidSignature), ErrorKind::Invalid);
         assert_eq!(kind(C::Timeout), ErrorKind::Transport);
         assert_eq!(kind(C::Internal), ErrorKind::Server);
+        assert_eq!(kind(C::TooManyChallenges), ErrorKind::Busy);
+    }
+
+    #[test]
+    fn messages_carry_the_servers_words_and_what_to_do() {
+        use tessera_wire::ErrorCode as C;
+        let message = |code: C, said: &str| {
+            Error::from_client(tessera_client::Error::Status {
+                status: code.status(),
+                code,
+                message: said.into(),
+            })
+            .to_string()
+        };
+        assert_eq!(
+            message(
+                C::Conflict,
+                "entity is at revision 8, the write expected revision 7"
+            ),
+            "conflict: entity is at revision 8, the write expected revision 7; it was changed since that \
+             revision was read; read it again and retry with its current revision"
+        );
+        assert_eq!(
+            message(C::TooManyChallenges, "too many logins in progress"),
+            "the server is busy: too many logins in progress; wait a moment and retry"
+        );
+        assert!(message(C::NotFound, "no such record").contains("not shared with this owner"));
+        let unreachable = Error::from_client(tessera_client::Error::Transport(
+            "cannot reach the server at http://127.0.0.1:1: connection refused".into(),
+        ));
+        assert!(unreachable.is_transport());
+        assert!(unreachable.to_string().contains("http://127.0.0.1:1"));
+        assert!(unreachable.to_string().contains("check the server's URL"));
+        assert!(
+            !unreachable.to_string().contains("transport failed"),
+            "{unreachable}"
+        );
+        let no_scheme = Error::from_client(tessera_client::Error::Request("no scheme".into()));
+        assert!(no_scheme.is_invalid());
+        assert_eq!(no_scheme.to_string(), "invalid input: no scheme");
+        let refused = Error::from_client(tessera_client::Error::Status {
+            status: 404,
+            code: C::NotFound,
+            message: "no such record".into(),
+        })
+        .for_owner(tessera_keys::OwnerId::from_bytes([1; 16]));
+        assert!(refused.is_not_found());
+        assert!(
+            refused
+                .to_string()
+                .contains("is not registered on this server")
+        );
     }
 
     #[test]

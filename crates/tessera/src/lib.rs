@@ -6,6 +6,7 @@ mod content;
 mod entity;
 mod error;
 mod exchange_cache;
+mod key_file;
 mod owner;
 mod owner_state;
 mod record;
@@ -24,7 +25,12 @@ pub mod stored {
 pub use crate::client::Client;
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::exchange_cache::DEFAULT_EXCHANGE_CACHE_CAPACITY;
-pub use crate::owner::{decode_key_file, encode_key_file, generate_owner, register_owner};
+pub use crate::key_file::{
+    KdfParams, decode_protected_key_file, encode_protected_key_file, is_protected_key_file,
+};
+pub use crate::owner::{
+    decode_key_file, encode_key_file, generate_owner, register_generated, register_owner,
+};
 pub use crate::record::{
     AttachmentInfo, EntityRef, NewRecord, Query, QueryReport, Record, Rotated, Saved, Share,
 };

@@ -43,12 +43,28 @@ pub async fn register_owner(
     size: RsaKeySize,
 ) -> Result<OwnerKeys> {
     let (keys, record) = generate_owner(kind, None, size)?;
+    register_generated(client, admin_token, &record).await?;
+    Ok(keys)
+}
+
+/// Registers a top-level owner generated with [`generate_owner`] (with no parent) with the server's administrator
+/// token, for a caller that saves the new keys before registering them (so that no owner exists whose key is lost).
+///
+/// # Errors
+/// As [`register_owner`].
+pub async fn register_generated(client: &Client, admin_token: &str, record: &Owner) -> Result<()> {
     client
         .inner()
-        .register_owner_as_admin(admin_token, &record)
+        .register_owner_as_admin(admin_token, record)
         .await
-        .map_err(Error::from_client)?;
-    Ok(keys)
+        .map_err(|error| match Error::from_client(error) {
+            refused if refused.is_unauthorized() || refused.is_forbidden() => refused.explained(
+                "the server refused the administrator token: it is not the one the server was started with \
+                 (TESSERA_ADMIN_TOKEN); nothing was registered",
+            ),
+            other => other,
+        })
+        .map(drop)
 }
 
 /// Writes an owner's keys as a key file: a small header with the owner id and the key bundle's creation time
@@ -81,36 +97,68 @@ pub fn encode_key_file(keys: &OwnerKeys) -> Result<SecretString> {
 /// Reads a key file written by [`encode_key_file`] and re-derives every key of the owner from it.
 ///
 /// # Errors
-/// [`crate::ErrorKind::Invalid`] if the header or the key is malformed.
+/// [`crate::ErrorKind::Invalid`] if the header or the key is malformed, or if the file is protected by a
+/// passphrase (read it with [`decode_protected_key_file`](crate::decode_protected_key_file)).
 pub fn decode_key_file(text: &str) -> Result<OwnerKeys> {
-    let (header, pem) = text
-        .find("-----BEGIN")
-        .map(|at| text.split_at(at))
-        .ok_or_else(|| Error::invalid("the key file holds no PEM private key"))?;
-    let mut lines = header
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty());
-    if lines.next() != Some(KEY_FILE_MAGIC) {
-        return Err(Error::invalid(format!(
-            "not a Tessera owner key file (expected `{KEY_FILE_MAGIC}` first)"
-        )));
+    if crate::key_file::is_protected_key_file(text) {
+        return Err(Error::invalid(
+            "the key file is protected by a passphrase; read it with decode_protected_key_file",
+        ));
     }
+    let KeyFileHeader {
+        owner,
+        created,
+        rest,
+    } = read_header(text, KEY_FILE_MAGIC)?;
+    let pem = rest
+        .find("-----BEGIN")
+        .and_then(|at| rest.get(at..))
+        .ok_or_else(|| Error::invalid("the key file holds no PEM private key"))?;
+    let rsa = RsaPrivateKey::from_pkcs8_pem(pem)?;
+    Ok(OwnerKeys::derive(owner, rsa, created)?)
+}
+
+/// The header of a key file: the owner id and the creation time of its first bundle, and what follows them.
+pub(crate) struct KeyFileHeader<'a> {
+    pub(crate) owner: OwnerId,
+    pub(crate) created: u64,
+    pub(crate) rest: &'a str,
+}
+
+/// Reads the header of a key file whose first line is `magic`: `name: value` lines up to a PEM block, a
+/// `protected:` line or a line that is not `name: value`.
+pub(crate) fn read_header<'a>(text: &'a str, magic: &str) -> Result<KeyFileHeader<'a>> {
+    let text = text.trim_start();
+    let Some(body) = text.strip_prefix(magic) else {
+        return Err(Error::invalid(format!(
+            "not a Tessera owner key file (expected `{magic}` first)"
+        )));
+    };
     let mut owner = None;
     let mut created = None;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            return Err(Error::invalid("malformed key file header line"));
-        };
-        match name.trim() {
-            "owner" => owner = value.trim().parse::<OwnerId>().ok(),
-            "created" => created = value.trim().parse::<u64>().ok(),
-            _ => {}
+    let mut rest = body;
+    for line in body.split_inclusive('\n') {
+        let field = line.trim();
+        match field
+            .split_once(':')
+            .map(|(name, value)| (name.trim(), value))
+        {
+            _ if field.is_empty() => {}
+            _ if field.starts_with("-----") => break,
+            Some(("owner", value)) => owner = value.trim().parse::<OwnerId>().ok(),
+            Some(("created", value)) => created = value.trim().parse::<u64>().ok(),
+            Some(("protected", _)) | None => break,
+            // A header line of a later minor version: ignored.
+            Some(_) => {}
         }
+        rest = rest.get(line.len()..).unwrap_or_default();
     }
     let owner = owner.ok_or_else(|| Error::invalid("the key file names no valid owner id"))?;
     let created =
         created.ok_or_else(|| Error::invalid("the key file names no valid creation time"))?;
-    let rsa = RsaPrivateKey::from_pkcs8_pem(pem)?;
-    Ok(OwnerKeys::derive(owner, rsa, created)?)
+    Ok(KeyFileHeader {
+        owner,
+        created,
+        rest,
+    })
 }

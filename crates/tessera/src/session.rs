@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use tessera_client::Client as HttpClient;
 use tessera_keys::{
     AccessControlKey, DelegationKey, EntityType, ExchangeData, ExchangeDataId, ExchangeSecret,
-    Fingerprint, KeyBag, KeyBagEntry, KeyBundle, OwnerId, OwnerKeys, OwnerKind, PinnedFingerprints,
-    TrustPolicy, TrustedBundle, unix_now,
+    Fingerprint, KeyBag, KeyBagEntry, KeyBundle, Owner, OwnerId, OwnerKeys, OwnerKind,
+    PinnedFingerprints, TrustPolicy, TrustedBundle, unix_now,
 };
 use tessera_primitives::RsaKeySize;
 use tessera_sharing::{
@@ -350,6 +350,9 @@ impl Session {
     /// Sets the encryption manifest of `entity_type`: the JSON paths of its records that are encrypted; every other
     /// field stays readable by the server (to index or search on it). A type without a manifest has every field
     /// encrypted.
+    ///
+    /// Each path must name a field of every record written ([`EncryptionManifest::check`]), or the write fails
+    /// with [`ErrorKind::Invalid`] and writes nothing: a misspelt path never leaves its field in clear.
     pub fn set_manifest(&self, entity_type: EntityType, manifest: EncryptionManifest) {
         self.lock().manifests.insert(entity_type, manifest);
     }
@@ -410,10 +413,19 @@ impl Session {
     /// [`ErrorKind::Forbidden`] if the server refuses; [`ErrorKind::Internal`] if key generation fails.
     pub async fn register_owner(&self, kind: OwnerKind, size: RsaKeySize) -> Result<OwnerKeys> {
         let (keys, record) = crate::owner::generate_owner(kind, Some(self.owner()), size)?;
-        let record = &record;
-        self.call(|c| async move { c.register_owner(record).await })
-            .await?;
+        self.register_generated(&record).await?;
         Ok(keys)
+    }
+
+    /// Registers an owner generated with [`generate_owner`](crate::generate_owner) and this owner as its parent,
+    /// for a caller that saves the new keys before registering them (so that no owner exists whose key is lost).
+    ///
+    /// # Errors
+    /// As [`Session::register_owner`].
+    pub async fn register_generated(&self, record: &Owner) -> Result<()> {
+        self.call(|c| async move { c.register_owner(record).await })
+            .await
+            .map(drop)
     }
 
     // ---- crate-internal plumbing shared by the operations ----
@@ -466,16 +478,14 @@ impl Session {
         SessionLookup(self)
     }
 
-    /// The manifest of `entity_type`, or one that encrypts every field of `document`.
+    /// The manifest of `entity_type` checked against `document`, or one that encrypts every field of it.
     pub(crate) fn manifest_for(
         &self,
         entity_type: &EntityType,
         document: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<EncryptionManifest> {
-        match self.lock().manifests.get(entity_type) {
-            Some(manifest) => Ok(manifest.clone()),
-            None => crate::content::encrypt_everything(document),
-        }
+        let registered = self.lock().manifests.get(entity_type).cloned();
+        crate::content::manifest_for(registered, entity_type, document)
     }
 
     pub(crate) fn root_visibility(&self) -> Visibility {
@@ -677,7 +687,8 @@ impl Session {
     async fn trusted_bundles(&self, owner: OwnerId) -> Result<Vec<TrustedBundle>> {
         let record = self
             .call(|c| async move { c.owner(owner).await })
-            .await?
+            .await
+            .map_err(|error| error.for_owner(owner))?
             .value;
         if record.id != owner {
             return Err(Error::new(

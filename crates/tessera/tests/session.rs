@@ -584,7 +584,12 @@ async fn records_of_another_type_are_refused() {
         .unwrap();
     let wrong = EntityRef::new(EntityType::new("Contact").unwrap(), saved.entity.id);
     let error = alice.get_json(&wrong).await.unwrap_err();
-    assert!(error.is_crypto() || error.is_not_found(), "{error:?}");
+    // Said as a wrong type, not as tampering.
+    assert!(error.is_invalid(), "{error:?}");
+    assert!(
+        error.to_string().contains("is of type Note, not Contact"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -98,7 +98,13 @@ impl RedbStore {
     /// [`Error::Corrupt`] if it has a layout version this build does not read.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_owned();
-        let db = Database::create(&path).map_err(backend)?;
+        let db = Database::create(&path).map_err(|error| match error {
+            ::redb::DatabaseError::DatabaseAlreadyOpen => Error::Backend {
+                what: "the database file is locked by another process (is another server running on it?)",
+                source: Box::new(error),
+            },
+            other => backend(other),
+        })?;
         let store = Self { db, path };
         store.write(|txn| {
             // Creating every table now lets read transactions open them without a "no such table" case.
