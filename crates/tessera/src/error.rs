@@ -33,8 +33,8 @@ pub enum ErrorKind {
     /// The server returned an older version of a record (or of this owner's state) than one this owner has already
     /// seen: it is rolling data back. Nothing was changed; do not write over it, and report it.
     Rollback,
-    /// The server is refusing requests for a while (an HTTP 429: too many logins in progress, a rate limit):
-    /// wait a moment and retry.
+    /// The server is refusing requests for a while (an HTTP 429, or a 503 `busy`: too many logins in progress,
+    /// too many connections or unauthenticated bodies at once): wait a moment and retry.
     Busy,
 }
 
@@ -271,7 +271,7 @@ fn client_kind(error: &tessera_client::Error) -> ErrorKind {
         Some(C::RuleViolation) => ErrorKind::Rule,
         Some(C::Timeout) => ErrorKind::Transport,
         Some(C::Internal) => ErrorKind::Server,
-        Some(C::TooManyChallenges) => ErrorKind::Busy,
+        Some(C::TooManyChallenges | C::Busy) => ErrorKind::Busy,
         Some(
             C::BadRequest
             | C::InvalidSignature
@@ -444,6 +444,7 @@ mod tests {
         assert_eq!(kind(C::Timeout), ErrorKind::Transport);
         assert_eq!(kind(C::Internal), ErrorKind::Server);
         assert_eq!(kind(C::TooManyChallenges), ErrorKind::Busy);
+        assert_eq!(kind(C::Busy), ErrorKind::Busy);
     }
 
     #[test]
