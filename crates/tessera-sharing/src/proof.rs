@@ -214,7 +214,8 @@ impl DelegationStatement {
     fn decode(bytes: &[u8]) -> Result<Self> {
         let mut dec = Dec::new(bytes);
         let tag: [u8; TAG_DELEGATION_STATEMENT.len() + 1] = dec.array()?;
-        if tag.get(..TAG_DELEGATION_STATEMENT.len()) != Some(TAG_DELEGATION_STATEMENT.as_bytes()) {
+        let (name, separator) = tag.split_at(TAG_DELEGATION_STATEMENT.len());
+        if name != TAG_DELEGATION_STATEMENT.as_bytes() || separator != [0] {
             return Err(Error::Crypto);
         }
         if dec.u8()? != FormatVersion::V2.get() {
@@ -237,7 +238,12 @@ impl DelegationStatement {
         let parent_count = dec.u16()?;
         let mut parents = BTreeSet::new();
         for _ in 0..parent_count {
-            parents.insert(DelegationKey::from_bytes(dec.array()?));
+            let parent = DelegationKey::from_bytes(dec.array()?);
+            // In the order `encode` writes them, each once: anything else is not canonical.
+            if parents.last().is_some_and(|last| *last >= parent) {
+                return Err(Error::Crypto);
+            }
+            parents.insert(parent);
         }
         let sealed_fields = dec.array()?;
         if dec.u8()? != 1 {
@@ -245,7 +251,10 @@ impl DelegationStatement {
         }
         let creator = OwnerId::from_bytes(dec.array()?);
         dec.end()?;
-        let statement = Self {
+        // Every field is fixed-size or checked above (the type name by `EntityType::new`, at most 64 bytes; the
+        // parents ascending): these bytes are the one canonical encoding of the value, which the unit test
+        // `decoding_accepts_only_canonical_bytes` re-checks by encoding again.
+        Ok(Self {
             entity,
             entity_type,
             delegation_key,
@@ -257,12 +266,7 @@ impl DelegationStatement {
             root,
             creator,
             sealed_fields,
-        };
-        // A canonical encoding decodes to one value only.
-        if statement.encode(true) != bytes {
-            return Err(Error::Crypto);
-        }
-        Ok(statement)
+        })
     }
 
     pub(crate) fn hash(&self) -> [u8; 32] {
@@ -599,11 +603,25 @@ impl VerifiedBatches {
     }
 }
 
-/// One signed link of a chain of write delegations: the statement and its proof.
+/// One signed link of a chain of write delegations: the statement, its hash and its proof.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Link {
     pub(crate) statement: DelegationStatement,
     pub(crate) proof: Proof,
+    /// [`DelegationStatement::hash`] of `statement`, computed once (from the bytes it was decoded from).
+    hash: [u8; 32],
+}
+
+impl Link {
+    /// A link of `statement`, signed as `proof` says.
+    pub(crate) fn new(statement: DelegationStatement, proof: Proof) -> Self {
+        let hash = statement.hash();
+        Self {
+            statement,
+            proof,
+            hash,
+        }
+    }
 }
 
 /// Encodes a chain (root first), after a prefix.
@@ -626,9 +644,15 @@ pub(crate) fn decode_chain(dec: &mut Dec<'_>) -> Result<Vec<Link>> {
     }
     (0..len)
         .map(|_| {
-            let statement = DelegationStatement::decode(dec.var()?)?;
+            let bytes = dec.var()?;
+            let statement = DelegationStatement::decode(bytes)?;
             let proof = Proof::decode(dec)?;
-            Ok(Link { statement, proof })
+            Ok(Link {
+                statement,
+                proof,
+                // The bytes are the statement's canonical encoding: `decode` accepts no other.
+                hash: sha256(bytes),
+            })
         })
         .collect()
 }
@@ -689,7 +713,7 @@ pub(crate) fn verify_chain<L: DelegationLookup + ?Sized>(
         if !consistent {
             return Err(Error::Crypto);
         }
-        link.proof.verify(&statement.hash(), access)?;
+        link.proof.verify(&link.hash, access)?;
         previous = Some(statement);
     }
     Ok(())
@@ -846,30 +870,69 @@ mod tests {
         }
     }
 
+    /// A statement with fixed fields and the given parents (keys filled with the given bytes).
+    fn sample_statement(parents: &[u8]) -> DelegationStatement {
+        DelegationStatement {
+            entity: EntityId::from_bytes([1; 16]),
+            entity_type: EntityType::new("Note").unwrap(),
+            delegation_key: DelegationKey::from_bytes([2; 32]),
+            delegator: OwnerId::from_bytes([4; 16]),
+            delegate: OwnerId::from_bytes([5; 16]),
+            permission: Permission::Write,
+            epoch: 7,
+            parents: parents
+                .iter()
+                .map(|b| DelegationKey::from_bytes([*b; 32]))
+                .collect(),
+            root: DelegationKey::from_bytes([6; 32]),
+            creator: OwnerId::from_bytes([8; 16]),
+            sealed_fields: [9; 32],
+        }
+    }
+
     #[test]
     fn both_encodings_at_once_are_the_two_encodings() {
-        for parents in [
-            BTreeSet::new(),
-            BTreeSet::from([DelegationKey::from_bytes([3; 32])]),
-        ] {
-            let statement = DelegationStatement {
-                entity: EntityId::from_bytes([1; 16]),
-                entity_type: EntityType::new("Note").unwrap(),
-                delegation_key: DelegationKey::from_bytes([2; 32]),
-                delegator: OwnerId::from_bytes([4; 16]),
-                delegate: OwnerId::from_bytes([5; 16]),
-                permission: Permission::Write,
-                epoch: 7,
-                parents,
-                root: DelegationKey::from_bytes([6; 32]),
-                creator: OwnerId::from_bytes([8; 16]),
-                sealed_fields: [9; 32],
-            };
+        for parents in [&[][..], &[3]] {
+            let statement = sample_statement(parents);
             assert_eq!(
                 statement.encodings(),
                 (statement.encode(false), statement.encode(true))
             );
         }
+    }
+
+    #[test]
+    fn decoding_accepts_only_canonical_bytes() {
+        let statement = sample_statement(&[3, 9]);
+        let bytes = statement.encode(true);
+        assert_eq!(DelegationStatement::decode(&bytes).unwrap(), statement);
+        // Every byte changed, and every truncation or extension, either fails or decodes to a value whose
+        // encoding is exactly the bytes given.
+        let mut variants: Vec<Vec<u8>> = (0..bytes.len())
+            .flat_map(|i| {
+                [1u8, 0x80].map(|flip| {
+                    let mut changed = bytes.clone();
+                    changed[i] ^= flip;
+                    changed
+                })
+            })
+            .collect();
+        variants.extend((0..bytes.len()).map(|n| bytes[..n].to_vec()));
+        variants.push([bytes.as_slice(), &[0]].concat());
+        // The two parents swapped, and one parent twice.
+        let parents_at = bytes.len() - 16 - 1 - 32 - 32 * 2;
+        let mut swapped = bytes.clone();
+        swapped[parents_at..parents_at + 32].copy_from_slice(&[9; 32]);
+        swapped[parents_at + 32..parents_at + 64].copy_from_slice(&[3; 32]);
+        let mut twice = bytes.clone();
+        twice[parents_at + 32..parents_at + 64].copy_from_slice(&[3; 32]);
+        for variant in variants.iter().chain([&swapped, &twice]) {
+            if let Ok(decoded) = DelegationStatement::decode(variant) {
+                assert_eq!(&decoded.encode(true), variant);
+            }
+        }
+        assert!(DelegationStatement::decode(&swapped).is_err());
+        assert!(DelegationStatement::decode(&twice).is_err());
     }
 
     #[test]

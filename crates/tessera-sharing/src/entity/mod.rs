@@ -243,8 +243,15 @@ pub fn create(
     let _nonces = NonceBatch::begin();
     let mut batch = BatchBuilder::default();
     let tag = tag_key(signer);
-    let (draft, sensitive, secret_ids, owning) =
-        draft_new(new, root, auto_delegations, signer, &tag, &mut batch)?;
+    let (draft, sensitive, secret_ids, owning) = draft_new(
+        new,
+        root,
+        auto_delegations,
+        signer,
+        &tag,
+        &mut KeyMemo::default(),
+        &mut batch,
+    )?;
     let root_key = draft.root;
     let (entity, chain, entity_key) = sign_drafts(vec![draft], batch, signer)?
         .pop()
@@ -290,8 +297,9 @@ pub fn create_many(
     let mut batch = BatchBuilder::default();
     let tag = tag_key(signer);
     let mut drafts = Vec::with_capacity(entities.len());
+    let mut keys = KeyMemo::default();
     for (new, autos) in entities {
-        drafts.push(draft_new(new, root, &autos, signer, &tag, &mut batch)?.0);
+        drafts.push(draft_new(new, root, &autos, signer, &tag, &mut keys, &mut batch)?.0);
     }
     Ok(sign_drafts(drafts, batch, signer)?
         .into_iter()
@@ -307,12 +315,38 @@ type NewDraft = (
     Vec<EntityId>,
 );
 
+/// The delegation keys of the exchange data an operation delegates through, for one entity type at a time: a
+/// thousand records created for the same partners derive each partner's key once, not once per record.
+#[derive(Default)]
+struct KeyMemo {
+    entity_type: Option<EntityType>,
+    keys: std::collections::HashMap<tessera_keys::ExchangeDataId, DelegationKey>,
+}
+
+impl KeyMemo {
+    fn delegation_key(
+        &mut self,
+        exchange: &ExchangeSecret,
+        entity_type: &EntityType,
+    ) -> DelegationKey {
+        if self.entity_type.as_ref() != Some(entity_type) {
+            self.entity_type = Some(entity_type.clone());
+            self.keys.clear();
+        }
+        *self
+            .keys
+            .entry(exchange.id())
+            .or_insert_with(|| exchange.delegation_key(entity_type))
+    }
+}
+
 fn draft_new(
     new: NewEntity<'_>,
     root: DelegationTarget<'_>,
     auto_delegations: &[DelegationTarget<'_>],
     signer: &OwnerKeys,
     tag: &HmacSha256Key,
+    keys: &mut KeyMemo,
     batch: &mut BatchBuilder,
 ) -> Result<NewDraft> {
     let me = signer.owner();
@@ -355,7 +389,7 @@ fn draft_new(
         writer_proof: Sealed(Vec::new()),
     };
     let owning: Vec<EntityId> = parents.iter().map(|p| p.parent).collect();
-    let root_key = root.exchange.delegation_key(&entity.entity_type);
+    let root_key = keys.delegation_key(root.exchange, &entity.entity_type);
     let contents = DelegationContents {
         entity_key: &entity_key,
         secret_ids: &secret_ids,
@@ -376,7 +410,7 @@ fn draft_new(
         .insert(root_key, built.delegation);
     let mut write_chains = Vec::new();
     for target in auto_delegations {
-        let key = target.exchange.delegation_key(&entity.entity_type);
+        let key = keys.delegation_key(target.exchange, &entity.entity_type);
         if entity.security_metadata.delegations.contains_key(&key) {
             continue;
         }
@@ -394,7 +428,9 @@ fn draft_new(
             .delegations
             .insert(key, built.delegation);
     }
-    rules::validate_metadata(&entity.security_metadata)?;
+    // Valid by construction (one root, every other delegation its child, none wider than write); the server and
+    // every reader check it again.
+    debug_assert!(rules::validate_metadata(&entity.security_metadata).is_ok());
     let draft = Draft {
         entity,
         entity_key,
@@ -512,10 +548,7 @@ pub fn share(
     if !write_chains.is_empty() {
         let signed = batch.sign(signer)?;
         for (index, exchange_key, mut chain, statement, position) in write_chains {
-            chain.push(Link {
-                statement,
-                proof: signed.proof(group, position)?,
-            });
+            chain.push(Link::new(statement, signed.proof(group, position)?));
             if let Some(entry) = entries.get_mut(index) {
                 entry.delegation.chain = vec![seal_chain(
                     &exchange_key,

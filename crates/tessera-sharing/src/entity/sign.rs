@@ -54,10 +54,10 @@ pub(super) fn sign_drafts(
             .iter()
             .map(|link| match link {
                 ChainLink::Signed(link) => Ok(link.clone()),
-                ChainLink::New(statement, position) => Ok(Link {
-                    statement: statement.clone(),
-                    proof: signed.proof(group, *position)?,
-                }),
+                ChainLink::New(statement, position) => Ok(Link::new(
+                    statement.clone(),
+                    signed.proof(group, *position)?,
+                )),
             })
             .collect()
     };
