@@ -458,6 +458,48 @@ fn serve_refuses_short_admin_tokens_and_logs_without_colours_into_a_file() {
 }
 
 #[test]
+fn the_server_log_names_no_owner_and_no_record_at_info_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("server.log");
+    let served = Served::start_logging(
+        &dir.path().join("data"),
+        std::fs::File::create(&log_path).unwrap(),
+    );
+    let cli = Cli {
+        served: &served,
+        dir: dir.path().to_owned(),
+    };
+    let alice = cli.json(&["owner", "create", "--kind", "hcp", "--out", "alice.key"]);
+    let alice = alice["owner"].as_str().unwrap();
+    let note = cli.json(&[
+        "entity",
+        "put",
+        "-k",
+        "alice.key",
+        "--type",
+        "Note",
+        r#"{"text": "hello"}"#,
+    ]);
+    let note = note["id"].as_str().unwrap();
+    cli.json(&["entity", "get", "-k", "alice.key", "--type", "Note", note]);
+    drop(served);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("session opened"), "logins are logged: {log}");
+    assert!(
+        log.contains("route=/v1/auth/login"),
+        "lines carry the route of their request: {log}"
+    );
+    // Ids appear in several spellings (with or without hyphens); none of them may be in the log.
+    for id in [alice, note] {
+        let bare = id.replace('-', "");
+        assert!(
+            !log.contains(id) && !log.contains(&bare),
+            "{id} is in the info-level log: {log}"
+        );
+    }
+}
+
+#[test]
 fn key_files_are_protected_by_a_passphrase() {
     let world = World::start();
     let cli = world.cli();

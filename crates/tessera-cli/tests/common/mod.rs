@@ -28,24 +28,49 @@ pub struct Served {
 
 impl Served {
     pub fn start(data_dir: &Path) -> Self {
+        Self::spawn(data_dir, "warn", None)
+    }
+
+    /// A server logging at info level; everything it prints (stdout and stderr) is copied into `log`.
+    pub fn start_logging(data_dir: &Path, log: std::fs::File) -> Self {
+        Self::spawn(data_dir, "info", Some(log))
+    }
+
+    fn spawn(data_dir: &Path, level: &str, mut log: Option<std::fs::File>) -> Self {
+        let stderr = match &log {
+            Some(file) => Stdio::from(file.try_clone().unwrap()),
+            None => Stdio::null(),
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env("TESSERA_ADMIN_TOKEN", ADMIN)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|word| word.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_owned();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        // Log lines may come before the line with the address; they are kept in the log.
+        let url = loop {
+            let mut line = String::new();
+            assert!(
+                stdout.read_line(&mut line).unwrap() > 0,
+                "the server stopped before it listened"
+            );
+            if let Some(file) = log.as_mut() {
+                std::io::Write::write_all(file, line.as_bytes()).unwrap();
+            }
+            if let Some(url) = line
+                .split_whitespace()
+                .find(|word| word.starts_with("http://"))
+            {
+                break url.to_owned();
+            }
+        };
+        if let Some(mut file) = log {
+            std::thread::spawn(move || std::io::copy(&mut stdout, &mut file));
+        }
         Self { child, url }
     }
 }

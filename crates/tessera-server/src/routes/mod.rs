@@ -34,6 +34,16 @@ pub(crate) use self::attachments::Uploads;
 /// The OpenAPI description of this API, committed beside the code and served as is.
 const OPENAPI: &str = include_str!("../../openapi.json");
 
+/// The route of `path` for log lines: every segment of 16 characters or more (an owner, entity, exchange-data,
+/// key-bag or attachment id; no literal segment of the API is that long) becomes `{id}`, so that no owner or record
+/// id reaches a log line at info level (`/v1/owners/0b6a…` → `/v1/owners/{id}`).
+fn route_of(path: &str) -> String {
+    path.split('/')
+        .map(|segment| if segment.len() >= 16 { "{id}" } else { segment })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// Answers one request: routing, a timeout, a tracing span with ids and sizes only, and metrics. On a connection
 /// taken beyond the connection limit (`overloaded`), only the health check is answered; everything else is 503.
 pub(crate) async fn handle(
@@ -42,8 +52,11 @@ pub(crate) async fn handle(
     overloaded: bool,
 ) -> Result<Resp, Infallible> {
     let started = Instant::now();
-    let span =
-        tracing::info_span!("request", method = %request.method(), path = %request.uri().path());
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route = %route_of(request.uri().path())
+    );
     let bytes_in = request.body().size_hint().exact().unwrap_or(0);
     let answer = if overloaded && !is_health(&request) {
         Ok(Err(ApiError::new(
@@ -326,5 +339,31 @@ fn hide_revision(error: tessera_store::Error) -> ApiError {
             ApiError::new(ErrorCode::Conflict, "a record with this id already exists")
         }
         other => other.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_of;
+
+    #[test]
+    fn log_routes_hide_ids_and_keep_every_route_of_the_api() {
+        assert_eq!(
+            route_of("/v1/owners/0b6a4e4c-1d35-4f57-9f5a-2c4e8c0b6a11"),
+            "/v1/owners/{id}"
+        );
+        assert_eq!(
+            route_of(
+                "/v1/entities/00112233445566778899aabbccddeeff/attachments/ffeeddccbbaa99887766554433221100"
+            ),
+            "/v1/entities/{id}/attachments/{id}"
+        );
+        // No literal segment of the API is taken for an id.
+        let spec: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap_or_default();
+        let paths = spec["paths"].as_object().cloned().unwrap_or_default();
+        assert!(paths.len() > 10, "the spec lists the routes");
+        for path in paths.keys() {
+            assert_eq!(&route_of(path), path);
+        }
     }
 }

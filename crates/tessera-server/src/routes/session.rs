@@ -113,7 +113,9 @@ pub(super) async fn login(
         .sessions
         .open(login.owner, lifetime)
         .ok_or_else(ApiError::internal)?;
-    tracing::info!(owner = %login.owner, "session opened");
+    // The owner id only at debug level: info-level lines name no owner.
+    tracing::info!("session opened");
+    tracing::debug!(owner = %login.owner, "session opened for this owner");
     Ok(http::respond(
         accept,
         StatusCode::OK,
