@@ -53,6 +53,23 @@ pub(crate) enum Command {
     Keys(KeysCommand),
     /// Log in with a key file and print who it is: the owner id, its key fingerprint and short code, the server.
     Whoami(WhoamiArgs),
+    /// Maintain a server's database, on the machine that holds it.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AdminCommand {
+    /// Give the space of deleted and replaced data back to the file system; prints the database's size before and
+    /// after as JSON. Stop the server first: the database is opened exclusively.
+    Compact(CompactArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompactArgs {
+    /// Directory of the database (as given to `tessera serve`).
+    #[arg(long, default_value = tessera_server::serve::DEFAULT_DATA_DIR)]
+    pub(crate) data_dir: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

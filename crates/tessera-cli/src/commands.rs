@@ -13,8 +13,8 @@ use tessera_server::serve::{ADMIN_TOKEN_ENV, ServeOptions};
 use tokio::io::AsyncWriteExt;
 
 use crate::cli::{
-    AttachmentCommand, Connection, EntityCommand, OwnerCommand, OwnerCreateArgs, ServeArgs, Target,
-    WhoamiArgs,
+    AttachmentCommand, CompactArgs, Connection, EntityCommand, OwnerCommand, OwnerCreateArgs,
+    ServeArgs, Target, WhoamiArgs,
 };
 use crate::keys;
 use crate::trust::KnownOwners;
@@ -469,6 +469,32 @@ pub(crate) async fn whoami(args: WhoamiArgs) -> anyhow::Result<ExitCode> {
         "short_code": fingerprint.short_code(),
         "server": args.connection.server,
         "key_file": args.connection.key.display().to_string(),
+    }))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tessera admin compact`: compacts the server's database in place, with the server stopped.
+pub(crate) fn compact(args: &CompactArgs) -> anyhow::Result<ExitCode> {
+    let path = args.data_dir.join(tessera_server::serve::DATABASE_FILE);
+    if !path.exists() {
+        bail!(
+            "there is no database at {}; give the directory `tessera serve` uses with --data-dir",
+            path.display()
+        );
+    }
+    let mut store = tessera_store::RedbStore::open(&path).with_context(|| {
+        format!(
+            "cannot open the database at {} (stop the server that uses it, then compact)",
+            path.display()
+        )
+    })?;
+    let done = store
+        .compact()
+        .with_context(|| format!("cannot compact the database at {}", path.display()))?;
+    ui::print_json(&json!({
+        "database": path.display().to_string(),
+        "before_bytes": done.before_bytes,
+        "after_bytes": done.after_bytes,
     }))?;
     Ok(ExitCode::SUCCESS)
 }

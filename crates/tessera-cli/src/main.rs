@@ -45,6 +45,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Entity(command) => commands::entity(command).await,
         Command::Attachment(command) => commands::attachment(command).await,
         Command::Whoami(args) => commands::whoami(args).await,
+        Command::Admin(cli::AdminCommand::Compact(args)) => commands::compact(&args),
         Command::Keys(cli::KeysCommand::Protect(args)) => {
             keys::protect(&args)?;
             ui::print_json(&serde_json::json!({

@@ -500,6 +500,82 @@ fn the_server_log_names_no_owner_and_no_record_at_info_level() {
 }
 
 #[test]
+fn admin_compact_gives_deleted_space_back_and_refuses_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let served = Served::start(&data);
+    let cli = Cli {
+        served: &served,
+        dir: dir.path().to_owned(),
+    };
+    let compact = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["admin", "compact", "--data-dir"])
+            .arg(&data)
+            .output()
+            .unwrap()
+    };
+    cli.json(&["owner", "create", "--kind", "hcp", "--out", "alice.key"]);
+    let note = cli.json(&[
+        "entity",
+        "put",
+        "-k",
+        "alice.key",
+        "--type",
+        "Note",
+        r#"{"text": "x"}"#,
+    ]);
+    let note = note["id"].as_str().unwrap();
+    std::fs::write(dir.path().join("scan.bin"), vec![7u8; 4 << 20]).unwrap();
+    let uploaded = cli.json(&[
+        "attachment",
+        "upload",
+        "-k",
+        "alice.key",
+        "--type",
+        "Note",
+        note,
+        "scan.bin",
+    ]);
+    let rev = uploaded["rev"].as_u64().unwrap().to_string();
+    cli.json(&[
+        "entity",
+        "delete",
+        "-k",
+        "alice.key",
+        "--type",
+        "Note",
+        note,
+        "--rev",
+        &rev,
+    ]);
+
+    // While the server runs, the database is its own.
+    let refused = compact();
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("stop the server"), "{stderr}");
+
+    drop(served);
+    let output = compact();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let done: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let (before, after) = (
+        done["before_bytes"].as_u64().unwrap(),
+        done["after_bytes"].as_u64().unwrap(),
+    );
+    assert!(before > 4 << 20, "the upload grew the file: {done}");
+    assert!(
+        after * 2 < before,
+        "the deleted attachment's space is given back: {done}"
+    );
+}
+
+#[test]
 fn key_files_are_protected_by_a_passphrase() {
     let world = World::start();
     let cli = world.cli();

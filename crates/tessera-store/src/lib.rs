@@ -12,7 +12,7 @@ pub mod conformance;
 
 pub use crate::error::{Error, Result};
 pub use crate::memory::MemoryStore;
-pub use crate::redb::RedbStore;
+pub use crate::redb::{Compaction, RedbStore};
 pub use crate::store::{RecoveryData, Revision, Store, Versioned, attachment_chunk_len};
 
 /// Every public type can cross threads.

@@ -75,6 +75,15 @@ use crate::index::IndexKeys;
 use crate::revision;
 use crate::store::{RecoveryData, Revision, Store, Versioned, check_chunks, cut_chunks};
 
+/// What [`RedbStore::compact`] did: the database file's size before and after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Compaction {
+    /// Bytes before compaction.
+    pub before_bytes: u64,
+    /// Bytes after compaction.
+    pub after_bytes: u64,
+}
+
 /// A [`Store`] in one redb file (the server uses `<data dir>/tessera.redb`).
 ///
 /// Every write is one transaction committed durably before the method returns: an acknowledged write survives a
@@ -134,6 +143,34 @@ impl RedbStore {
     /// The file the store lives in.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Gives the space of deleted and replaced values back to the file system: redb's compaction, repeated until
+    /// it finds nothing more to move (at most 64 rounds). Needs the store to itself (`&mut`): run it with the server
+    /// stopped (`tessera admin compact`). Every value stays as it was; only free pages go.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] if a transaction is still open or the file cannot be rewritten (the store stays valid:
+    /// redb compacts in committed steps).
+    pub fn compact(&mut self) -> Result<Compaction> {
+        let size = |path: &Path| {
+            std::fs::metadata(path)
+                .map(|m| m.len())
+                .map_err(|error| Error::Backend {
+                    what: "cannot read the database file's size",
+                    source: Box::new(error),
+                })
+        };
+        let before = size(&self.path)?;
+        for _ in 0..64 {
+            if !self.db.compact().map_err(backend)? {
+                break;
+            }
+        }
+        Ok(Compaction {
+            before_bytes: before,
+            after_bytes: size(&self.path)?,
+        })
     }
 
     /// Runs `op` in one write transaction and commits it durably if `op` succeeds; aborts it otherwise, so that a

@@ -133,6 +133,61 @@ fn shorter_content_and_deletion_leave_no_chunk_rows() {
     assert_eq!(chunk_rows(&store), 0);
 }
 
+/// Deleted attachments leave free pages that only compaction gives back: the file shrinks, and what is left reads
+/// the same.
+#[test]
+fn compaction_shrinks_the_file_after_deletes_and_keeps_the_rest() {
+    let (mut store, _dir) = temp_store();
+    let kept = (
+        EntityId::from_bytes([9; 16]),
+        AttachmentId::from_bytes([9; 16]),
+    );
+    let small = vec![0x5a; (H + S + 7) as usize];
+    put(&store, kept.0, kept.1, &small);
+    let big = vec![0xab; (H + 256 * S) as usize];
+    for i in 0..4u8 {
+        put(
+            &store,
+            EntityId::from_bytes([i; 16]),
+            AttachmentId::from_bytes([i; 16]),
+            &big,
+        );
+    }
+    for i in 0..4u8 {
+        store
+            .write(|txn| AttachmentTables::open(txn)?.remove_all_of(EntityId::from_bytes([i; 16])))
+            .unwrap();
+    }
+    let grown = std::fs::metadata(store.path()).unwrap().len();
+    assert!(
+        grown > 4 * big.len() as u64 / 2,
+        "the deletes left the file large: {grown}"
+    );
+    let compaction = store.compact().unwrap();
+    assert_eq!(compaction.before_bytes, grown);
+    assert!(
+        compaction.after_bytes * 4 < compaction.before_bytes,
+        "{compaction:?}"
+    );
+    assert_eq!(
+        std::fs::metadata(store.path()).unwrap().len(),
+        compaction.after_bytes
+    );
+    let read = store
+        .read(|txn| {
+            let chunks = txn.open_table(ATTACHMENT_CHUNKS).map_err(backend)?;
+            read_range(
+                &chunks,
+                kept.0,
+                kept.1,
+                small.len() as u64,
+                0..small.len() as u64,
+            )
+        })
+        .unwrap();
+    assert_eq!(read, small);
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
 
