@@ -56,9 +56,9 @@ thread_local! {
     };
 }
 
-/// While alive, [`nonce`] on this thread cuts nonces from blocks of operating-system randomness instead of making
-/// one system call each. Open one around an operation that seals many values; its pool is wiped when the last
-/// open batch of the thread ends. Not `Send`: a batch belongs to its thread.
+/// While alive, the nonces of sealed boxes made on this thread are cut from blocks of operating-system randomness
+/// instead of costing one system call each. Open one around an operation that seals many values; its pool is wiped
+/// when the last open batch of the thread ends. Not `Send`: a batch belongs to its thread.
 #[must_use = "the batch ends when dropped"]
 pub struct NonceBatch(PhantomData<*const ()>);
 

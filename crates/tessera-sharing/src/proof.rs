@@ -573,9 +573,9 @@ impl Proof {
 /// The verified nodes of one signer's batches: a node hash and who signed the tree it belongs to.
 type VerifiedNode = ([u8; 32], (OwnerId, Fingerprint));
 
-/// Nodes of signed batch trees already verified, with their signer (see [`Proof::verify`]), so that the thousand
-/// records of one batch cost one signature verification. Shared between threads; bounded (it starts over when
-/// full).
+/// Nodes of signed batch trees already verified, with their signer (docs/formats.md, "Statements and proofs"), so
+/// that the thousand records of one batch cost one signature verification. Shared between threads; bounded (it
+/// starts over when full).
 #[derive(Debug, Default)]
 pub struct VerifiedBatches(Mutex<HashSet<VerifiedNode>>);
 
