@@ -20,21 +20,11 @@ use crate::keys;
 use crate::trust::KnownOwners;
 use crate::ui;
 
-/// The shortest administrator token `tessera serve` accepts: anyone who guesses it can register owners.
-const MIN_ADMIN_TOKEN_CHARS: usize = 16;
-
 /// `tessera serve`: runs until Ctrl-C or SIGTERM, then shuts down gracefully.
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    if let Ok(token) = std::env::var(ADMIN_TOKEN_ENV)
-        && !token.is_empty()
-        && token.chars().count() < MIN_ADMIN_TOKEN_CHARS
-    {
-        bail!(
-            "{ADMIN_TOKEN_ENV} is {} characters long; an administrator token needs at least \
-             {MIN_ADMIN_TOKEN_CHARS} (for example the output of `openssl rand -hex 16`)",
-            token.chars().count()
-        );
-    }
+    // Checked before anything starts (the server checks it again), so that a missing or short token is the only
+    // thing said.
+    tessera_server::serve::admin_token_from_env()?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // The log goes to standard output: colours only for a terminal, never into a file or a pipe.

@@ -37,6 +37,12 @@ pub enum ServeError {
     /// The administrator token is missing from the environment.
     #[error("set the administrator token in the {ADMIN_TOKEN_ENV} environment variable")]
     MissingAdminToken,
+    /// The administrator token is shorter than [`MIN_ADMIN_TOKEN_CHARS`].
+    #[error(
+        "{ADMIN_TOKEN_ENV} is {0} characters long; an administrator token needs at least \
+         {MIN_ADMIN_TOKEN_CHARS} (for example the output of `openssl rand -hex 16`)"
+    )]
+    ShortAdminToken(usize),
     /// The data directory or the database could not be opened.
     #[error("cannot open the database in {path}: {reason}")]
     Database {
@@ -53,15 +59,32 @@ pub enum ServeError {
     Bind(SocketAddr, #[source] std::io::Error),
 }
 
+/// The shortest administrator token the server accepts: anyone who guesses it can register owners.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
+/// The administrator token from [`ADMIN_TOKEN_ENV`], checked: present, and at least [`MIN_ADMIN_TOKEN_CHARS`]
+/// characters long. Both server binaries refuse to start without one.
+///
+/// # Errors
+/// [`ServeError::MissingAdminToken`] or [`ServeError::ShortAdminToken`].
+pub fn admin_token_from_env() -> Result<String, ServeError> {
+    let token = std::env::var(ADMIN_TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.is_empty())
+        .ok_or(ServeError::MissingAdminToken)?;
+    let chars = token.chars().count();
+    if chars < MIN_ADMIN_TOKEN_CHARS {
+        return Err(ServeError::ShortAdminToken(chars));
+    }
+    Ok(token)
+}
+
 /// Opens the store in `options.data_dir` and starts a server with the administrator token from the environment.
 ///
 /// # Errors
 /// [`ServeError`] naming what is missing.
 pub async fn start(options: &ServeOptions) -> Result<Server, ServeError> {
-    let token = std::env::var(ADMIN_TOKEN_ENV)
-        .ok()
-        .filter(|t| !t.is_empty())
-        .ok_or(ServeError::MissingAdminToken)?;
+    let token = admin_token_from_env()?;
     let database_error = |reason: String| ServeError::Database {
         path: options.data_dir.clone(),
         reason,

@@ -381,3 +381,23 @@ async fn the_connection_limit_degrades_gracefully() {
     log_in_a(&server).await;
     server.shutdown().await;
 }
+
+/// The standalone binary refuses a missing or guessable administrator token before it opens anything.
+#[test]
+fn the_server_binary_refuses_a_short_admin_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tessera-server"))
+        .arg("127.0.0.1:0")
+        .arg(dir.path().join("data"))
+        .env("TESSERA_ADMIN_TOKEN", "short")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("TESSERA_ADMIN_TOKEN is 5 characters long")
+            && stderr.contains("at least 16"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("data").exists(), "nothing was created");
+}
