@@ -25,11 +25,13 @@ use crate::seal::{
 };
 
 mod open;
+mod payload;
 mod rotate;
 mod sign;
 
 use open::open_delegation;
 pub use open::{decrypt, open_keys};
+use payload::{decode_key_payload, decode_secret_id, encode_key_payload, encode_secret_id};
 pub use rotate::{Rotation, revoke_and_rotate};
 use sign::{ChainLink, Draft, seal_chain, sign_drafts};
 
@@ -444,25 +446,6 @@ fn draft_new(
     Ok((draft, sensitive, secret_ids, owning))
 }
 
-/// The sealed entity key of a delegation: `entity key (32) ‖ creator (16) ‖ delegator's tag (32)`.
-fn encode_key_payload(key: &AeadKey, creator: OwnerId, tag: &[u8; 32]) -> Zeroizing<Vec<u8>> {
-    let mut bytes = Zeroizing::new(Vec::with_capacity(80));
-    bytes.extend_from_slice(key.expose_secret());
-    bytes.extend_from_slice(creator.as_bytes());
-    bytes.extend_from_slice(tag);
-    bytes
-}
-
-fn decode_key_payload(bytes: &[u8]) -> Result<(AeadKey, OwnerId, [u8; 32])> {
-    let (key, rest) = bytes.split_at_checked(32).ok_or(Error::Crypto)?;
-    let (creator, tag) = rest.split_at_checked(16).ok_or(Error::Crypto)?;
-    Ok((
-        key_from_bytes(key)?,
-        OwnerId::from_bytes(creator.try_into().map_err(|_| Error::Crypto)?),
-        tag.try_into().map_err(|_| Error::Crypto)?,
-    ))
-}
-
 /// Builds the delegations that share `opened` with each target, as children of the sharer's own delegation.
 /// A target whose delegation already exists is skipped (a share never overwrites). Confidential secret ids stay out.
 /// Write delegations are signed by the sharer (one signature for all of them) and carry the sharer's chain.
@@ -783,27 +766,4 @@ impl Built {
     fn statement_hash(&self) -> [u8; 32] {
         sha256(&self.encoded)
     }
-}
-
-/// A sealed secret id: `scope (0 shared, 1 confidential) ‖ 32 bytes`.
-fn encode_secret_id(id: &SecretId, scope: SecretIdScope) -> Zeroizing<Vec<u8>> {
-    let mut bytes = Zeroizing::new(Vec::with_capacity(33));
-    bytes.push(u8::from(scope == SecretIdScope::Confidential));
-    bytes.extend_from_slice(id.0.expose_secret());
-    bytes
-}
-
-fn decode_secret_id(bytes: &[u8]) -> Result<(SecretId, SecretIdScope)> {
-    let [flag, rest @ ..] = bytes else {
-        return Err(Error::Crypto);
-    };
-    let scope = match flag {
-        0 => SecretIdScope::Shared,
-        1 => SecretIdScope::Confidential,
-        _ => return Err(Error::Crypto),
-    };
-    Ok((
-        SecretId(Secret32::try_from(rest).map_err(|_| Error::Crypto)?),
-        scope,
-    ))
 }
