@@ -41,7 +41,7 @@ pub use self::entity::{
 };
 pub use self::fixture::{Fixtures, TempRedbStore, fixtures};
 pub use self::owner::{
-    exchange_data_is_found_for_both_participants, key_bag_entries_are_immutable, owner_revisions,
+    inbox_messages_are_filed_per_recipient, key_bag_entries_are_immutable, owner_revisions,
 };
 pub use self::recovery::{recovery_data_is_create_only, side_map_entries_are_replaced};
 
@@ -57,7 +57,7 @@ macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@cases $make;
             owner_revisions,
-            exchange_data_is_found_for_both_participants,
+            inbox_messages_are_filed_per_recipient,
             key_bag_entries_are_immutable,
             entity_lifecycle,
             stale_revision_conflicts_and_changes_nothing,
