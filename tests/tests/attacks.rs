@@ -74,15 +74,16 @@ fn tamper(env: &Env, id: tessera::EntityId, change: impl FnOnce(&mut EncryptedEn
     env.store.update_entity(&entity, rev).unwrap();
 }
 
-/// The delegation key of the delegation naming `delegate` in clear.
-fn delegation_to(entity: &EncryptedEntity, delegate: OwnerId) -> tessera::stored::DelegationKey {
-    *entity
-        .security_metadata
-        .delegations
-        .iter()
-        .find(|(_, d)| d.delegate == Some(delegate) && !d.parents.is_empty())
-        .unwrap()
-        .0
+/// The key of the one onward delegation of `entity` to `delegate` (found through the owners' key bags: no
+/// delegation names its parties in clear).
+fn delegation_to(
+    env: &Env,
+    entity: &EncryptedEntity,
+    delegate: OwnerId,
+) -> tessera::stored::DelegationKey {
+    let keys = env.delegation_keys_to(entity, delegate);
+    assert_eq!(keys.len(), 1, "one delegation to {delegate}");
+    keys[0]
 }
 
 /// Asserts that `result` failed with `kind`.
@@ -484,7 +485,7 @@ async fn attack_sealed_key_moved_between_records() {
     let first = create(&c.a, "first", &[Share::read(c.bob.id)]).await;
     let second = create(&c.a, SECRET, &[Share::read(c.bob.id)]).await;
     let from = c.env.entity(first.id);
-    let key = delegation_to(&from, c.bob.id);
+    let key = delegation_to(&c.env, &from, c.bob.id);
     tamper(&c.env, second.id, |stored| {
         let sealed = from.security_metadata.delegations[&key].entity_keys.clone();
         stored
@@ -501,7 +502,7 @@ async fn attack_sealed_key_moved_between_records() {
 async fn attack_sealed_values_swapped_between_fields() {
     let c = cast().await;
     let entity = create(&c.a, SECRET, &[Share::read(c.bob.id)]).await;
-    let key = delegation_to(&c.env.entity(entity.id), c.bob.id);
+    let key = delegation_to(&c.env, &c.env.entity(entity.id), c.bob.id);
     tamper(&c.env, entity.id, |stored| {
         let d = stored.security_metadata.delegations.get_mut(&key).unwrap();
         std::mem::swap(&mut d.entity_keys, &mut d.secret_ids);
@@ -540,8 +541,8 @@ async fn attack_sealed_keys_swapped_between_delegations() {
     .await;
     let stored = c.env.entity(entity.id);
     let (to_bob, to_carol) = (
-        delegation_to(&stored, c.bob.id),
-        delegation_to(&stored, carol.id),
+        delegation_to(&c.env, &stored, c.bob.id),
+        delegation_to(&c.env, &stored, carol.id),
     );
     tamper(&c.env, entity.id, |stored| {
         let delegations = &mut stored.security_metadata.delegations;
@@ -558,7 +559,7 @@ async fn attack_sealed_keys_swapped_between_delegations() {
 async fn attack_widened_permission() {
     let c = cast().await;
     let entity = create(&c.a, SECRET, &[Share::read(c.bob.id)]).await;
-    let key = delegation_to(&c.env.entity(entity.id), c.bob.id);
+    let key = delegation_to(&c.env, &c.env.entity(entity.id), c.bob.id);
     tamper(&c.env, entity.id, |stored| {
         stored
             .security_metadata
@@ -636,7 +637,7 @@ async fn attack_revoked_access_restored() {
     )
     .await;
     let before = c.env.entity(entity.id);
-    let bobs = delegation_to(&before, c.bob.id);
+    let bobs = delegation_to(&c.env, &before, c.bob.id);
     c.a.revoke_and_rotate(&entity, &[c.bob.id]).await.unwrap();
     // The operator puts Bob's revoked delegation back.
     tamper(&c.env, entity.id, |stored| {

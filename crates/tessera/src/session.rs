@@ -186,10 +186,8 @@ impl Session {
             registered: HashSet::new(),
             unopened: HashSet::new(),
             manifests: HashMap::new(),
-            root_visibility: match record.kind {
-                OwnerKind::Patient => Visibility::Anonymous,
-                _ => Visibility::Explicit,
-            },
+            // Every owner's records are anonymous: the server's `kind` (which it could change) decides nothing.
+            root_visibility: Visibility::Anonymous,
             stats: SessionStats {
                 key_bag_entries: entries.len(),
                 ..SessionStats::default()
@@ -327,7 +325,8 @@ impl Session {
             .see(opened.id, opened.content_version, opened.key_epoch)
     }
 
-    /// The owner's kind, as registered.
+    /// The owner's kind, as the server's record says. Informational: the server can change it, so the session
+    /// decides nothing on it (every owner's records are anonymous).
     pub fn kind(&self) -> OwnerKind {
         self.kind
     }
@@ -366,8 +365,9 @@ impl Session {
         self.lock().manifests.insert(entity_type, manifest);
     }
 
-    /// Which parties the root delegation of new records names in clear. Patients default to
-    /// [`Visibility::Anonymous`] (no patient id on their records), other owners to [`Visibility::Explicit`].
+    /// Which parties the root delegation of new records names in clear. Every owner defaults to
+    /// [`Visibility::Anonymous`]: no owner id on its records, so a database dump does not tell whose records they
+    /// are. [`Visibility::Explicit`] names the creator, for tools that must read the database without keys.
     pub fn set_root_visibility(&self, visibility: Visibility) {
         self.lock().root_visibility = visibility;
     }

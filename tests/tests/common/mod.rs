@@ -44,6 +44,8 @@ pub struct Env {
     pub url: String,
     path: PathBuf,
     _dir: tempfile::TempDir,
+    /// Every owner registered through this environment, as (id, key file): the ground truth only owners hold.
+    registered: std::sync::Mutex<Vec<(OwnerId, OwnerKeys)>>,
 }
 
 impl Env {
@@ -62,7 +64,49 @@ impl Env {
             url,
             path,
             _dir: dir,
+            registered: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    fn remember(&self, keys: &OwnerKeys) {
+        let copy =
+            tessera::decode_key_file(tessera::encode_key_file(keys).unwrap().expose_secret())
+                .unwrap();
+        self.registered.lock().unwrap().push((keys.owner(), copy));
+    }
+
+    /// The keys of the delegations of `entity` to `delegate` (onward ones, not the root), found as only the owners
+    /// can: through the exchange secrets in the key bags of every owner this environment registered. Delegations
+    /// name nobody in clear (protocol v2's default), so a test finds them the way their parties do.
+    pub fn delegation_keys_to(
+        &self,
+        entity: &EncryptedEntity,
+        delegate: OwnerId,
+    ) -> Vec<DelegationKey> {
+        let registered = self.registered.lock().unwrap();
+        let mut keys: Vec<DelegationKey> = registered
+            .iter()
+            .flat_map(|(owner, owner_keys)| {
+                self.store
+                    .key_bag(*owner)
+                    .unwrap()
+                    .iter()
+                    .filter_map(|entry| KeyBag::open_entry(owner_keys, entry).ok())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|secret| secret.delegate() == delegate && secret.delegator() != delegate)
+            .map(|secret| secret.delegation_key(&entity.entity_type))
+            .filter(|key| {
+                entity
+                    .security_metadata
+                    .delegations
+                    .get(key)
+                    .is_some_and(|d| !d.parents.is_empty())
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
     }
 
     pub fn client(&self) -> Client {
@@ -74,6 +118,7 @@ impl Env {
         let keys = tessera::register_owner(&self.client(), ADMIN, kind, RsaKeySize::Bits2048)
             .await
             .unwrap();
+        self.remember(&keys);
         Owner::new(&keys, kind)
     }
 
@@ -83,6 +128,7 @@ impl Env {
             .register_owner(kind, RsaKeySize::Bits2048)
             .await
             .unwrap();
+        self.remember(&keys);
         Owner::new(&keys, kind)
     }
 
