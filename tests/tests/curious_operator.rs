@@ -207,10 +207,10 @@ fn analyse(practice: &Practice) -> Findings {
                 .entry(entity.id)
                 .or_default()
                 .extend(names.iter().copied());
-            if let (Some(from), Some(to)) = (delegation.delegator, delegation.delegate) {
-                if from != to {
-                    claimed.insert((from, to));
-                }
+            if let (Some(from), Some(to)) = (delegation.delegator, delegation.delegate)
+                && from != to
+            {
+                claimed.insert((from, to));
             }
         }
     }
