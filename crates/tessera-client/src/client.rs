@@ -28,8 +28,8 @@ use zeroize::Zeroizing;
 
 use tessera_wire::{
     ACCESS_KEYS_HEADER, AccessKeyBytes, AccessKeys, BearerToken, BulkWritten, Challenge,
-    ChallengeRequest, Entities, EntityUpdate, Format, LoginRequest, OCTET_STREAM, RecoveryBody,
-    Revocation, RevokeBody, Session, ShareBody, Versioned, Written,
+    ChallengeRequest, Entities, EntityPage, EntityUpdate, Format, LoginRequest, OCTET_STREAM,
+    RecoveryBody, Revocation, RevokeBody, Session, ShareBody, Versioned, Written,
 };
 
 use crate::body::{AttachmentReader, ReaderBody, answer, successful};
@@ -444,13 +444,10 @@ impl Client {
     /// # Errors
     /// [`Error::Transport`] or [`Error::Status`].
     pub async fn query_by_tag(&self, tag: &SearchTag) -> Result<Vec<EncryptedEntity>> {
-        let answer: Entities = self
-            .call::<(), _>(Method::GET, &format!("/v1/entities?tag={tag}"), None)
-            .await?;
-        Ok(answer.entities)
+        self.query_all(&format!("tag={tag}")).await
     }
 
-    /// Entities holding a delegation under `key` (which the logged-in owner must have proved).
+    /// Entities holding a delegation under `key` (which the logged-in owner must have proved), every page.
     ///
     /// # Errors
     /// [`Error::Transport`] or [`Error::Status`].
@@ -458,14 +455,48 @@ impl Client {
         &self,
         key: &DelegationKey,
     ) -> Result<Vec<EncryptedEntity>> {
-        let answer: Entities = self
-            .call::<(), _>(
-                Method::GET,
-                &format!("/v1/entities?delegation_key={key}"),
-                None,
-            )
-            .await?;
-        Ok(answer.entities)
+        self.query_all(&format!("delegation_key={key}")).await
+    }
+
+    /// One page of a query: `selector` is `tag=<hex>` or `delegation_key=<hex>`, `after` the previous page's
+    /// [`EntityPage::next`], `limit` at most the server's page size (its bulk limit, 1,000 by default).
+    ///
+    /// # Errors
+    /// [`Error::Transport`] or [`Error::Status`] (400 for a malformed selector or a limit out of range).
+    pub async fn query_page(
+        &self,
+        selector: &str,
+        after: Option<EntityId>,
+        limit: Option<usize>,
+    ) -> Result<EntityPage> {
+        let mut path = format!("/v1/entities?{selector}");
+        if let Some(after) = after {
+            path.push_str(&format!("&after={after}"));
+        }
+        if let Some(limit) = limit {
+            path.push_str(&format!("&limit={limit}"));
+        }
+        self.call::<(), _>(Method::GET, &path, None).await
+    }
+
+    /// Every page of a query, in ascending id order: never a truncated answer.
+    async fn query_all(&self, selector: &str) -> Result<Vec<EncryptedEntity>> {
+        let mut entities = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.query_page(selector, after, None).await?;
+            entities.extend(page.entities);
+            match page.next {
+                // Ids ascend: a cursor that does not move forward would loop for ever (a broken or hostile server).
+                Some(next) if after.is_none_or(|after| next > after) => after = Some(next),
+                Some(_) => {
+                    return Err(Error::Decode(
+                        "a query page whose cursor does not advance".into(),
+                    ));
+                }
+                None => return Ok(entities),
+            }
+        }
     }
 
     /// Uploads an attachment's sealed stream (its reference must already be on the entity).

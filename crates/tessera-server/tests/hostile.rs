@@ -629,6 +629,43 @@ async fn a_bulk_request_is_bounded() {
     assert!(a.query_by_delegation_key(&root).await.unwrap().is_empty());
     a.create_entities(&entities[..3]).await.unwrap();
     assert_eq!(a.query_by_delegation_key(&root).await.unwrap().len(), 3);
+    // A query matching more than one answer holds is paged, never refused or truncated.
+    let more: Vec<EncryptedEntity> = (0..4).map(|_| note(A).0).collect();
+    a.create_entities(&more[..3]).await.unwrap();
+    a.create_entities(&more[3..]).await.unwrap();
+    let all: Vec<_> = a
+        .query_by_delegation_key(&root)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    let mut expected: Vec<_> = entities[..3].iter().chain(&more).map(|e| e.id).collect();
+    expected.sort();
+    assert_eq!(all, expected, "every entity once, in id order");
+    let selector = format!("delegation_key={root}");
+    let first = a.query_page(&selector, None, Some(2)).await.unwrap();
+    assert_eq!(first.entities.len(), 2);
+    assert_eq!(first.next, Some(expected[1]));
+    let second = a.query_page(&selector, first.next, None).await.unwrap();
+    assert_eq!(second.entities.len(), 3);
+    assert_eq!(second.next, Some(expected[4]));
+    let last = a.query_page(&selector, second.next, None).await.unwrap();
+    assert_eq!((last.entities.len(), last.next), (2, None));
+    // A page size beyond the server's, or none, and a malformed cursor, are refused.
+    for limit in [0, 4] {
+        assert_eq!(
+            status(a.query_page(&selector, None, Some(limit)).await),
+            400
+        );
+    }
+    assert_eq!(
+        status(
+            a.query_page(&format!("{selector}&after=x"), None, None)
+                .await
+        ),
+        400
+    );
     // A create naming an existing id is all or none as well.
     let fresh = note(A).0;
     let mixed = [fresh.clone(), entities[0].clone()];

@@ -455,6 +455,18 @@ pub struct Entities {
     pub entities: Vec<EncryptedEntity>,
 }
 
+/// One page of a query (`GET /v1/entities?…&after=<id>&limit=<n>`): the visible entities among the next matches in
+/// ascending id order, and where the next page starts. Pages are keyset pages: an entity created meanwhile with an
+/// id after the cursor shows up in a later page, one before it does not, and nothing is ever listed twice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntityPage {
+    /// The entities of this page the requester may see (a page may hold fewer than its limit).
+    pub entities: Vec<EncryptedEntity>,
+    /// The id to pass as `after` for the next page; `None` when this page is the last.
+    pub next: Option<EntityId>,
+}
+
 /// An update of one entity: the new value and the revision it replaces.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

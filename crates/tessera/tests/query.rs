@@ -192,3 +192,29 @@ async fn create_many_stores_records_of_several_types_with_their_shares_in_one_re
     assert_eq!(texts(&alice, Query::Created).await, set(&["n1", "n2"]));
     fixture.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_query_larger_than_a_server_answer_is_read_page_by_page() {
+    // A server answering at most 4 records per request: 11 notes come back whole, each once.
+    let fixture = Fixture::configured(|config| config.limits.max_bulk_entities = 4).await;
+    let (_, alice) = fixture.session(OwnerKind::Hcp).await;
+    let (_, bob) = fixture.session(OwnerKind::Hcp).await;
+    let mut created = BTreeSet::new();
+    for n in 0..11 {
+        let text = format!("n{n}");
+        let saved = alice
+            .create_record(
+                NewRecord::new(note(), json!({ "text": text }).as_object().unwrap().clone())
+                    .share_with(Share::read(bob.owner())),
+            )
+            .await
+            .unwrap();
+        assert_eq!(saved.entity.entity_type, note());
+        created.insert(text);
+    }
+    assert_eq!(texts(&alice, Query::Created).await, created);
+    assert_eq!(texts(&bob, Query::SharedBy(alice.owner())).await, created);
+    let found: Vec<Record<Map<String, Value>>> =
+        alice.query_json(&note(), Query::Created).await.unwrap();
+    assert_eq!(found.len(), 11, "no record twice");
+}

@@ -9,7 +9,9 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use tessera_keys::DelegationKey;
 use tessera_sharing::{EncryptedEntity, EntityId, SearchTag, rules};
-use tessera_wire::{BulkWritten, Entities, EntityUpdate, RevokeBody, ShareBody, Written};
+use tessera_wire::{
+    BulkWritten, Entities, EntityPage, EntityUpdate, RevokeBody, ShareBody, Written,
+};
 
 use super::{
     blocking, body, expected_rev, hide_revision, load_visible, requester, respond, visible,
@@ -223,14 +225,28 @@ pub(super) async fn query_entities(
         }
     } else {
         return Err(ApiError::bad_request(
-            "query by ?tag=<hex> or ?delegation_key=<hex>",
+            "query by ?tag=<hex> or ?delegation_key=<hex> (then &after=<id> for the next page)",
         ));
     };
-    if ids.len() > state.limits.max_bulk_entities {
-        return Err(ApiError::bad_request("the query matches too many entities"));
-    }
+    let after = match http::query(query, "after") {
+        Some(text) => Some(
+            text.parse::<EntityId>()
+                .map_err(|_| ApiError::bad_request("malformed cursor: ?after=<entity id>"))?,
+        ),
+        None => None,
+    };
+    let most = state.limits.max_bulk_entities;
+    let limit = match http::query(query, "limit") {
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|limit| (1..=most).contains(limit))
+            .ok_or_else(|| ApiError::bad_request(format!("?limit=<n> takes 1 to {most}")))?,
+        None => most,
+    };
+    let (page, next) = page_of(ids, after, limit);
     let found = blocking(state, move |store| {
-        ids.into_iter()
+        page.into_iter()
             .filter_map(|id| store.get_entity(id).transpose())
             .collect::<Result<Vec<_>, _>>()
             .map_err(ApiError::from)
@@ -240,7 +256,31 @@ pub(super) async fn query_entities(
         .into_iter()
         .filter(|e| visible(e, &requester))
         .collect();
-    Ok(respond(request, StatusCode::OK, &Entities { entities }))
+    Ok(respond(
+        request,
+        StatusCode::OK,
+        &EntityPage { entities, next },
+    ))
+}
+
+/// The ids after `after` in ascending order, at most `limit` of them, and the cursor of the next page (the last id
+/// taken) when more remain.
+fn page_of(
+    mut ids: Vec<EntityId>,
+    after: Option<EntityId>,
+    limit: usize,
+) -> (Vec<EntityId>, Option<EntityId>) {
+    ids.sort_unstable();
+    ids.dedup();
+    let start = after.map_or(0, |after| ids.partition_point(|id| *id <= after));
+    let rest = ids.get(start..).unwrap_or_default();
+    let page: Vec<EntityId> = rest.iter().take(limit).copied().collect();
+    let next = if rest.len() > limit {
+        page.last().copied()
+    } else {
+        None
+    };
+    (page, next)
 }
 
 /// The items of a bulk request grouped by entity, the entities in the order they first appear in the request.
@@ -264,6 +304,32 @@ fn group_in_request_order<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_cover_every_id_once_in_order() {
+        let mut ids: Vec<EntityId> = (0..25).map(|_| EntityId::generate().unwrap()).collect();
+        let shuffled = ids.clone();
+        ids.sort();
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let (page, next) = page_of(shuffled.clone(), after, 7);
+            assert!(page.len() <= 7);
+            seen.extend(page);
+            match next {
+                Some(cursor) => after = Some(cursor),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ids);
+        // Exactly full: the last page says so.
+        assert_eq!(page_of(ids[..7].to_vec(), None, 7).1, None);
+        // A cursor past the end, or one that is no longer listed, still pages from its place.
+        assert!(page_of(ids.clone(), ids.last().copied(), 7).0.is_empty());
+        let gone = ids[3];
+        let remaining: Vec<EntityId> = ids.iter().copied().filter(|id| *id != gone).collect();
+        assert_eq!(page_of(remaining, Some(gone), 2).0, ids[4..6].to_vec());
+    }
 
     #[test]
     fn groups_keep_the_request_order() {

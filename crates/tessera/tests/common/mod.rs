@@ -34,8 +34,13 @@ impl Fixture {
     }
 
     pub async fn with_session_lifetime(lifetime: Duration) -> Self {
+        Self::configured(|config| config.limits.session_lifetime = lifetime).await
+    }
+
+    /// A server whose configuration `change` adjusted first.
+    pub async fn configured(change: impl FnOnce(&mut ServerConfig)) -> Self {
         let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), ADMIN);
-        config.limits.session_lifetime = lifetime;
+        change(&mut config);
         let store = Arc::new(MemoryStore::new());
         let server = Server::start(config, store.clone()).await.unwrap();
         let url = format!("http://{}", server.local_addr());
