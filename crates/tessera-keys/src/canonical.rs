@@ -28,6 +28,11 @@ impl Writer {
         self
     }
 
+    pub(crate) fn u32(mut self, value: u32) -> Self {
+        self.0.extend_from_slice(&value.to_be_bytes());
+        self
+    }
+
     pub(crate) fn u64(mut self, value: u64) -> Self {
         self.0.extend_from_slice(&value.to_be_bytes());
         self
@@ -55,7 +60,8 @@ impl Writer {
     }
 }
 
-/// Reads a canonical byte string field by field (only for the sealed key-bag payload, which this layer also writes).
+/// Reads a canonical byte string field by field (only for sealed payloads this layer also writes: key-bag entries
+/// and the exchange data inside inbox messages).
 pub(crate) struct Reader<'a> {
     rest: &'a [u8],
     what: &'static str,
@@ -81,6 +87,32 @@ impl<'a> Reader<'a> {
     pub(crate) fn u8(&mut self) -> Result<u8> {
         let [byte] = self.fixed::<1>()?;
         Ok(byte)
+    }
+
+    pub(crate) fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_be_bytes(self.fixed()?))
+    }
+
+    pub(crate) fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_be_bytes(self.fixed()?))
+    }
+
+    /// A variable-length field as [`Writer::var`] writes it.
+    pub(crate) fn var(&mut self) -> Result<&'a [u8]> {
+        let len = usize::try_from(self.u32()?).map_err(|_| self.short())?;
+        let (head, tail) = self
+            .rest
+            .split_at_checked(len)
+            .ok_or_else(|| self.short())?;
+        self.rest = tail;
+        Ok(head)
+    }
+
+    fn short(&self) -> Error {
+        Error::Malformed {
+            what: self.what,
+            reason: "too short",
+        }
     }
 
     pub(crate) fn end(self) -> Result<()> {

@@ -8,7 +8,7 @@ use tessera_primitives::{
     AeadKey, Prk, Secret32, Signature, WrappedKey, hmac_sha256, verify_hmac_sha256,
 };
 
-use crate::canonical::Writer;
+use crate::canonical::{Reader, Writer};
 use crate::error::{Error, Result};
 use crate::id::{
     ACCESS_CONTROL_KEY_LEN, AccessControlKey, DelegationKey, EntityType, ExchangeDataId,
@@ -23,6 +23,9 @@ const TAG_WRAP: &str = "tessera/v2/wrap";
 pub(crate) const LABEL_EXCHANGE_KEY: &str = "tessera/v1/exchange-key";
 pub(crate) const LABEL_ACCESS: &str = "tessera/v1/access";
 pub(crate) const LABEL_ACK: &str = "tessera/v1/ack";
+
+/// The most wraps one exchange data may carry when read from an inbox message (two parties, a few keys each).
+pub const MAX_WRAPS: u32 = 32;
 
 /// A wrapped exchange secret as it travels: `version ‖ alg ‖ RSA-OAEP ciphertext`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,6 +173,81 @@ impl ExchangeData {
             .fixed(&self.commitment)
             .fixed(self.signer.as_bytes())
             .finish()
+    }
+
+    /// The whole exchange data, wraps included, as the plaintext of an inbox message (docs/formats.md,
+    /// "Inbox message"): `version ‖ id ‖ delegator ‖ delegate ‖ created ‖ commitment ‖ signer ‖ signature ‖ u32
+    /// count ‖ count × (recipient ‖ var(wrap) ‖ wrap signer ‖ wrap signature)`, wraps in ascending recipient order.
+    pub(crate) fn encode(&self) -> Result<Vec<u8>> {
+        let count = u32::try_from(self.wrapped.len()).map_err(|_| Error::Malformed {
+            what: "exchange data",
+            reason: "too many wraps",
+        })?;
+        let mut writer = Writer::untagged()
+            .u8(self.version.get())
+            .fixed(self.id.as_bytes())
+            .fixed(self.delegator.as_bytes())
+            .fixed(self.delegate.as_bytes())
+            .u64(self.created)
+            .fixed(&self.commitment)
+            .fixed(self.signer.as_bytes())
+            .fixed(&self.signature.0)
+            .u32(count);
+        for (recipient, wrap) in &self.wrapped {
+            writer = writer
+                .fixed(recipient.as_bytes())
+                .var(&wrap.wrapped.0)?
+                .fixed(wrap.signer.as_bytes())
+                .fixed(&wrap.signature.0);
+        }
+        Ok(writer.finish())
+    }
+
+    /// Reads [`ExchangeData::encode`]'s bytes, strictly: one encoding per value (wraps in ascending order, no
+    /// repeat, at most [`MAX_WRAPS`], nothing after the last).
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self> {
+        const WHAT: &str = "exchange data";
+        let mut reader = Reader::new(bytes, WHAT);
+        let version = FormatVersion::check(reader.u8()?, WHAT)?;
+        let mut data = Self {
+            version,
+            id: ExchangeDataId::from_bytes(reader.fixed()?),
+            delegator: OwnerId::from_bytes(reader.fixed()?),
+            delegate: OwnerId::from_bytes(reader.fixed()?),
+            created: reader.u64()?,
+            commitment: reader.fixed()?,
+            signer: Fingerprint::from_bytes(reader.fixed()?),
+            signature: SignatureBytes(reader.fixed()?),
+            wrapped: BTreeMap::new(),
+        };
+        let count = reader.u32()?;
+        if count > MAX_WRAPS {
+            return Err(Error::Malformed {
+                what: WHAT,
+                reason: "too many wraps",
+            });
+        }
+        for _ in 0..count {
+            let recipient = Fingerprint::from_bytes(reader.fixed()?);
+            let wrap = SignedWrap {
+                wrapped: WrappedSecret(reader.var()?.to_vec()),
+                signer: Fingerprint::from_bytes(reader.fixed()?),
+                signature: SignatureBytes(reader.fixed()?),
+            };
+            let ascending = data
+                .wrapped
+                .last_key_value()
+                .is_none_or(|(last, _)| *last < recipient);
+            if !ascending {
+                return Err(Error::Malformed {
+                    what: WHAT,
+                    reason: "wraps out of order or repeated",
+                });
+            }
+            data.wrapped.insert(recipient, wrap);
+        }
+        reader.end()?;
+        Ok(data)
     }
 
     /// Checks the delegator's signature with `signer`, a trusted bundle of the delegator.

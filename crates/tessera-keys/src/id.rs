@@ -390,6 +390,12 @@ byte_id!(
 );
 
 byte_id!(
+    /// Id of one inbox message: 16 random bytes drawn by its sender.
+    InboxMessageId,
+    16
+);
+
+byte_id!(
     /// SHA-256 fingerprint of a key bundle's canonical bytes (docs/formats.md).
     Fingerprint,
     32
@@ -409,6 +415,16 @@ byte_id!(
 );
 
 impl ExchangeDataId {
+    /// Draws a new random id.
+    ///
+    /// # Errors
+    /// [`Error::Primitive`] if the operating system's generator fails.
+    pub fn generate() -> Result<Self> {
+        Ok(Self(random_array()?))
+    }
+}
+
+impl InboxMessageId {
     /// Draws a new random id.
     ///
     /// # Errors

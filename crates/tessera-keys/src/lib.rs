@@ -5,6 +5,7 @@ mod canonical;
 mod error;
 mod exchange;
 mod id;
+mod inbox;
 mod keybag;
 mod owner;
 mod time;
@@ -22,11 +23,12 @@ pub mod vectors;
 
 pub use crate::batch::batch_message;
 pub use crate::error::{Error, Result};
-pub use crate::exchange::{ExchangeData, ExchangeSecret, SignedWrap, WrappedSecret};
+pub use crate::exchange::{ExchangeData, ExchangeSecret, MAX_WRAPS, SignedWrap, WrappedSecret};
 pub use crate::id::{
     ACCESS_CONTROL_KEY_LEN, AccessControlKey, DelegationKey, EntityType, ExchangeDataId,
-    Fingerprint, FormatVersion, KeyBagEntryId, OwnerId, Uuid,
+    Fingerprint, FormatVersion, InboxMessageId, KeyBagEntryId, OwnerId, Uuid,
 };
+pub use crate::inbox::{InboxMessage, MAX_INBOX_MESSAGE_LEN};
 pub use crate::keybag::{KeyBag, KeyBagEntry};
 pub use crate::owner::{
     ChainLink, KeyBundle, Owner, OwnerKeys, OwnerKind, SignatureBytes, UnwrapKey,

@@ -182,6 +182,11 @@ impl OwnerKeys {
         self.signing.sign(message)
     }
 
+    /// Opens an anonymous box sealed for this owner's bundle (its signing key's X25519 twin).
+    pub(crate) fn open_anon_box(&self, context: &[u8], sealed: &[u8]) -> Result<SecretBytes> {
+        Ok(self.signing.open_anon_box(context, sealed)?)
+    }
+
     pub(crate) fn bag_id_key(&self) -> &Secret32 {
         &self.bag_id_key
     }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod aead;
+mod anon_box;
 mod error;
 mod hash;
 mod kdf;
@@ -14,6 +15,7 @@ pub use crate::aead::{
     ALG_AES_256_GCM, AeadBackend, AeadKey, KEY_LEN, NONCE_LEN, SEALED_BOX_HEADER_LEN,
     SEALED_BOX_OVERHEAD, SEALED_BOX_VERSION, TAG_LEN,
 };
+pub use crate::anon_box::{ANON_BOX_OVERHEAD, ANON_BOX_VERSION, seal_to};
 pub use crate::error::{Error, Result};
 pub use crate::hash::{
     HmacSha256Key, SHA256_LEN, Sha256, constant_time_eq, hmac_sha256, sha256, verify_hmac_sha256,

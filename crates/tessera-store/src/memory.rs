@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tessera_keys::{
-    DelegationKey, ExchangeData, ExchangeDataId, KeyBagEntry, KeyBagEntryId, Owner, OwnerId,
+    DelegationKey, InboxMessage, InboxMessageId, KeyBagEntry, KeyBagEntryId, Owner, OwnerId,
 };
 use tessera_sharing::{AttachmentId, EncryptedEntity, EntityId, SearchTag, SideMapEntry};
 
@@ -29,8 +29,7 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct Inner {
     owners: HashMap<OwnerId, Versioned<Owner>>,
-    exchange_data: HashMap<ExchangeDataId, Versioned<ExchangeData>>,
-    exchange_data_by_owner: BTreeMap<OwnerId, BTreeSet<ExchangeDataId>>,
+    inbox: BTreeMap<(OwnerId, InboxMessageId), InboxMessage>,
     key_bag: BTreeMap<(OwnerId, KeyBagEntryId), KeyBagEntry>,
     /// Entities with their `rev` field set to the stored revision.
     entities: HashMap<EntityId, EncryptedEntity>,
@@ -201,54 +200,34 @@ impl Store for MemoryStore {
         Ok(self.read()?.owners.get(&id).cloned())
     }
 
-    fn put_exchange_data(
-        &self,
-        data: &ExchangeData,
-        expected: Option<Revision>,
-    ) -> Result<Revision> {
+    fn put_inbox_message(&self, recipient: OwnerId, message: &InboxMessage) -> Result<()> {
         let mut inner = self.write()?;
-        let id = data.id();
-        let previous = inner.exchange_data.get(&id);
-        let rev = revision::next("exchange data", previous.map(|v| v.rev), expected)?;
-        let old_parties: Vec<OwnerId> = previous
-            .into_iter()
-            .flat_map(|v| [v.value.delegator(), v.value.delegate()])
-            .collect();
-        for owner in old_parties {
-            if let Some(ids) = inner.exchange_data_by_owner.get_mut(&owner) {
-                ids.remove(&id);
+        match inner.inbox.get(&(recipient, message.id)) {
+            Some(stored) if stored == message => Ok(()),
+            Some(_) => Err(revision::exists("inbox message", 1)),
+            None => {
+                inner.inbox.insert((recipient, message.id), message.clone());
+                Ok(())
             }
         }
-        for owner in [data.delegator(), data.delegate()] {
-            inner
-                .exchange_data_by_owner
-                .entry(owner)
-                .or_default()
-                .insert(id);
-        }
-        inner.exchange_data.insert(
-            id,
-            Versioned {
-                rev,
-                value: data.clone(),
-            },
-        );
-        Ok(rev)
     }
 
-    fn get_exchange_data(&self, id: ExchangeDataId) -> Result<Option<Versioned<ExchangeData>>> {
-        Ok(self.read()?.exchange_data.get(&id).cloned())
-    }
-
-    fn exchange_data_of(&self, owner: OwnerId) -> Result<Vec<Versioned<ExchangeData>>> {
-        let inner = self.read()?;
-        let Some(ids) = inner.exchange_data_by_owner.get(&owner) else {
-            return Ok(Vec::new());
-        };
-        Ok(ids
-            .iter()
-            .filter_map(|id| inner.exchange_data.get(id).cloned())
+    fn inbox(&self, owner: OwnerId) -> Result<Vec<InboxMessage>> {
+        Ok(self
+            .read()?
+            .inbox
+            .range(inbox_range(owner))
+            .map(|(_, message)| message.clone())
             .collect())
+    }
+
+    fn inbox_len(&self, owner: OwnerId) -> Result<u64> {
+        let count = self.read()?.inbox.range(inbox_range(owner)).count();
+        Ok(u64::try_from(count).unwrap_or(u64::MAX))
+    }
+
+    fn delete_inbox_message(&self, owner: OwnerId, id: InboxMessageId) -> Result<bool> {
+        Ok(self.write()?.inbox.remove(&(owner, id)).is_some())
     }
 
     fn put_key_bag_entry(&self, entry: &KeyBagEntry) -> Result<()> {
@@ -466,4 +445,9 @@ impl Store for MemoryStore {
     fn side_map_entry(&self, owner: OwnerId, key: &DelegationKey) -> Result<Option<SideMapEntry>> {
         Ok(self.read()?.side_map.get(&(owner, *key)).cloned())
     }
+}
+
+/// Every key of `owner`'s inbox.
+fn inbox_range(owner: OwnerId) -> std::ops::RangeInclusive<(OwnerId, InboxMessageId)> {
+    (owner, InboxMessageId::from_bytes([0; 16]))..=(owner, InboxMessageId::from_bytes([0xff; 16]))
 }

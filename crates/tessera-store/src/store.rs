@@ -8,7 +8,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 use tessera_keys::wire::{fixed_bytes, var_bytes};
 use tessera_keys::{
-    DelegationKey, ExchangeData, ExchangeDataId, KeyBagEntry, KeyBagEntryId, Owner, OwnerId,
+    DelegationKey, InboxMessage, InboxMessageId, KeyBagEntry, KeyBagEntryId, Owner, OwnerId,
 };
 use tessera_primitives::stream::{ENCRYPTED_SEGMENT_LEN, HEADER_LEN};
 use tessera_sharing::{AttachmentId, EncryptedEntity, EntityId, SearchTag, SideMapEntry};
@@ -58,27 +58,31 @@ pub trait Store: Send + Sync + 'static {
     /// [`crate::Error::Backend`] if storage fails, [`crate::Error::Corrupt`] if the stored bytes do not decode.
     fn get_owner(&self, id: OwnerId) -> Result<Option<Versioned<Owner>>>;
 
-    /// Stores exchange data (create, or replace revision `expected` when wraps were added), returns the new revision.
+    /// Files `message` in `recipient`'s inbox (protocol v2: exchange data travels only sealed, through the
+    /// delegate's inbox, and no table names its delegator). Messages never change: storing the same message again
+    /// is a no-op, a different message under the same `(recipient, id)` is a conflict.
     ///
     /// # Errors
     /// As [`Store::put_owner`].
-    fn put_exchange_data(
-        &self,
-        data: &ExchangeData,
-        expected: Option<Revision>,
-    ) -> Result<Revision>;
+    fn put_inbox_message(&self, recipient: OwnerId, message: &InboxMessage) -> Result<()>;
 
-    /// Exchange data `id`.
+    /// Every message waiting in `owner`'s inbox, in id order.
     ///
     /// # Errors
     /// As [`Store::get_owner`].
-    fn get_exchange_data(&self, id: ExchangeDataId) -> Result<Option<Versioned<ExchangeData>>>;
+    fn inbox(&self, owner: OwnerId) -> Result<Vec<InboxMessage>>;
 
-    /// Every exchange data `owner` takes part in, as delegator or delegate.
+    /// How many messages wait in `owner`'s inbox.
     ///
     /// # Errors
     /// As [`Store::get_owner`].
-    fn exchange_data_of(&self, owner: OwnerId) -> Result<Vec<Versioned<ExchangeData>>>;
+    fn inbox_len(&self, owner: OwnerId) -> Result<u64>;
+
+    /// Removes message `id` from `owner`'s inbox; `true` if it was there.
+    ///
+    /// # Errors
+    /// [`crate::Error::Backend`] if storage fails.
+    fn delete_inbox_message(&self, owner: OwnerId, id: InboxMessageId) -> Result<bool>;
 
     /// Adds a key-bag entry. Entries never change: storing the same entry again is a no-op, a different entry under
     /// the same `(owner, id)` is a conflict.

@@ -42,6 +42,7 @@ fn reopening_keeps_every_record() {
     };
     let owner = f.owner(&f.doctor);
     let bag_entry = f.key_bag_entry();
+    let message = f.inbox_message();
     let side = SideMapEntry::seal(&f.doctor, f.colleague_key(), f.shared.0.id()).unwrap();
     let recovery = RecoveryData {
         id: [5; 32],
@@ -51,7 +52,9 @@ fn reopening_keeps_every_record() {
     {
         let store = RedbStore::open(&path).unwrap();
         store.put_owner(&owner, None).unwrap();
-        store.put_exchange_data(&f.shared.0, None).unwrap();
+        store
+            .put_inbox_message(f.colleague.owner(), &message)
+            .unwrap();
         store.put_key_bag_entry(&bag_entry).unwrap();
         store.create_entity(&entity).unwrap();
         store.update_entity(&updated, 1).unwrap();
@@ -64,9 +67,7 @@ fn reopening_keeps_every_record() {
 
     let store = RedbStore::open(&path).unwrap();
     assert_eq!(store.get_owner(owner.id).unwrap().unwrap().value, owner);
-    let exchange = store.exchange_data_of(f.colleague.owner()).unwrap();
-    assert_eq!(exchange.len(), 1);
-    assert_eq!(exchange[0].value, f.shared.0);
+    assert_eq!(store.inbox(f.colleague.owner()).unwrap(), vec![message]);
     assert_eq!(store.key_bag(f.doctor.owner()).unwrap(), vec![bag_entry]);
     assert_eq!(
         store.get_entity(entity.id).unwrap(),

@@ -32,8 +32,10 @@ fn the_database_file_holds_no_plaintext_and_no_key() {
         let store = RedbStore::open(&path).unwrap();
         store.put_owner(&f.owner(&f.doctor), None).unwrap();
         store.put_owner(&f.owner(&f.colleague), None).unwrap();
-        for (data, secret) in [&f.own, &f.shared] {
-            store.put_exchange_data(data, None).unwrap();
+        store
+            .put_inbox_message(f.colleague.owner(), &f.inbox_message())
+            .unwrap();
+        for (_, secret) in [&f.own, &f.shared] {
             store
                 .put_key_bag_entry(&KeyBag::seal_entry(&f.doctor, secret).unwrap())
                 .unwrap();

@@ -164,6 +164,12 @@ impl Fixtures {
         self.shared.1.delegation_key(&self.entity_type)
     }
 
+    /// A new inbox message for the colleague: the shared exchange data sealed for its bundle (a fresh id each call).
+    pub fn inbox_message(&self) -> tessera_keys::InboxMessage {
+        let bundle = Tofu::new().trust(self.colleague.bundle().unwrap()).unwrap();
+        tessera_keys::InboxMessage::seal(&self.shared.0, &bundle).unwrap()
+    }
+
     /// A key-bag entry of the doctor for new exchange data (a fresh id each call).
     pub fn key_bag_entry(&self) -> KeyBagEntry {
         let (_, secret) =

@@ -43,7 +43,7 @@ pub use self::entity::{
 };
 pub use self::fixture::{Fixtures, TempRedbStore, fixtures};
 pub use self::owner::{
-    exchange_data_is_found_for_both_participants, key_bag_entries_are_immutable, owner_revisions,
+    inbox_messages_are_filed_per_recipient, key_bag_entries_are_immutable, owner_revisions,
 };
 #[cfg(feature = "postgres")]
 pub use self::postgres::{TEST_POSTGRES_ENV, TempPostgresStore, TestDatabase, run_sql, server_url};
@@ -61,7 +61,7 @@ macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@cases $make;
             owner_revisions,
-            exchange_data_is_found_for_both_participants,
+            inbox_messages_are_filed_per_recipient,
             key_bag_entries_are_immutable,
             entity_lifecycle,
             stale_revision_conflicts_and_changes_nothing,

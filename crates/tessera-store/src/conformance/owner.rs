@@ -1,8 +1,6 @@
-//! Cases on owners, their exchange data and their key-bag entries.
+//! Cases on owners, their inboxes and their key-bag entries.
 
-use std::collections::BTreeSet;
-
-use tessera_keys::{ExchangeDataId, OwnerId};
+use tessera_keys::{InboxMessageId, OwnerId};
 
 use super::{assert_conflict, fixtures};
 use crate::{Error, Store};
@@ -29,40 +27,54 @@ pub fn owner_revisions(store: &dyn Store) {
     assert_eq!(store.get_owner(other.id).unwrap(), None);
 }
 
-/// Exchange data is listed for its delegator and its delegate, once each, and replaced by revision.
-pub fn exchange_data_is_found_for_both_participants(store: &dyn Store) {
+/// Inbox messages are filed per recipient, listed in id order, immutable once stored, and deleted one by one.
+pub fn inbox_messages_are_filed_per_recipient(store: &dyn Store) {
     let f = fixtures();
-    let (own, shared) = (&f.own.0, &f.shared.0);
-    assert_eq!(store.put_exchange_data(own, None).unwrap(), 1);
-    assert_eq!(store.put_exchange_data(shared, None).unwrap(), 1);
-    assert_conflict(store.put_exchange_data(shared, None), None, Some(1));
+    let colleague = f.colleague.owner();
+    let first = f.inbox_message();
+    let second = f.inbox_message();
+    assert!(store.inbox(colleague).unwrap().is_empty());
+    assert_eq!(store.inbox_len(colleague).unwrap(), 0);
+    store.put_inbox_message(colleague, &first).unwrap();
+    store.put_inbox_message(colleague, &second).unwrap();
+    // The same message again is a no-op; another message under a stored id is a conflict.
+    store.put_inbox_message(colleague, &first).unwrap();
+    let mut impostor = second.clone();
+    impostor.id = first.id;
+    assert_conflict(store.put_inbox_message(colleague, &impostor), None, Some(1));
 
-    let ids_of = |owner: OwnerId| -> BTreeSet<ExchangeDataId> {
-        let found = store.exchange_data_of(owner).unwrap();
-        let ids: BTreeSet<_> = found.iter().map(|v| v.value.id()).collect();
-        assert_eq!(ids.len(), found.len(), "each exchange data once");
-        ids
+    let ids = |owner: OwnerId| -> Vec<InboxMessageId> {
+        store.inbox(owner).unwrap().iter().map(|m| m.id).collect()
     };
-    assert_eq!(
-        ids_of(f.doctor.owner()),
-        BTreeSet::from([own.id(), shared.id()])
-    );
-    assert_eq!(ids_of(f.colleague.owner()), BTreeSet::from([shared.id()]));
-    assert!(ids_of(OwnerId::generate().unwrap()).is_empty());
-
-    assert_eq!(store.put_exchange_data(shared, Some(1)).unwrap(), 2);
-    assert_conflict(store.put_exchange_data(shared, Some(1)), Some(1), Some(2));
-    let stored = store.get_exchange_data(shared.id()).unwrap().unwrap();
-    assert_eq!((stored.rev, &stored.value), (2, shared));
-    assert_eq!(ids_of(f.colleague.owner()), BTreeSet::from([shared.id()]));
-    let listed = store.exchange_data_of(f.colleague.owner()).unwrap();
-    assert_eq!(listed[0].rev, 2);
+    let mut expected = vec![first.id, second.id];
+    expected.sort();
+    assert_eq!(ids(colleague), expected);
+    assert_eq!(store.inbox_len(colleague).unwrap(), 2);
     assert_eq!(
         store
-            .get_exchange_data(ExchangeDataId::generate().unwrap())
-            .unwrap(),
-        None
+            .inbox(colleague)
+            .unwrap()
+            .iter()
+            .find(|m| m.id == first.id),
+        Some(&first)
     );
+    // Nobody else's inbox holds them, not even the sender's.
+    assert!(ids(f.doctor.owner()).is_empty());
+    assert!(ids(OwnerId::generate().unwrap()).is_empty());
+
+    // Deleting needs the right recipient, and happens once.
+    assert!(
+        !store
+            .delete_inbox_message(f.doctor.owner(), first.id)
+            .unwrap()
+    );
+    assert!(store.delete_inbox_message(colleague, first.id).unwrap());
+    assert!(!store.delete_inbox_message(colleague, first.id).unwrap());
+    assert_eq!(ids(colleague), vec![second.id]);
+    assert_eq!(store.inbox_len(colleague).unwrap(), 1);
+    // A deleted id may be filed again (a sender's retry after the recipient consumed it changes nothing else).
+    store.put_inbox_message(colleague, &first).unwrap();
+    assert_eq!(store.inbox_len(colleague).unwrap(), 2);
 }
 
 /// Key-bag entries: storing the same entry again is a no-op, a different one under the same id a conflict.

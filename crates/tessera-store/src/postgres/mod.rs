@@ -30,8 +30,7 @@
 //! | --- | --- | --- |
 //! | `schema_version` | `version` | |
 //! | `owners` | `id` | `rev`, `value` (`Owner`) |
-//! | `exchange_data` | `id` | `rev`, `value` (`ExchangeData`) |
-//! | `exchange_data_by_owner` | `owner_id`, `exchange_data_id` | |
+//! | `inbox` | `recipient_id`, `message_id` | `value` (`InboxMessage`: sealed exchange data, no sender) |
 //! | `key_bag` | `owner_id`, `entry_id` | `value` (`KeyBagEntry`) |
 //! | `entities` | `id` | `rev`, `value` (`EncryptedEntity` with its `rev` field set) |
 //! | `entities_by_delegation_key` | `delegation_key`, `entity_id` | |
@@ -65,7 +64,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tessera_keys::{
-    DelegationKey, ExchangeData, ExchangeDataId, KeyBagEntry, KeyBagEntryId, Owner, OwnerId,
+    DelegationKey, InboxMessage, InboxMessageId, KeyBagEntry, KeyBagEntryId, Owner, OwnerId,
 };
 use tessera_sharing::{AttachmentId, EncryptedEntity, EntityId, SearchTag, SideMapEntry};
 use tokio_postgres::NoTls;
@@ -253,27 +252,29 @@ impl Store for PostgresStore {
         self.run(move |pool| async move { record::get_owner(&connection(&pool).await?, id).await })
     }
 
-    fn put_exchange_data(
-        &self,
-        data: &ExchangeData,
-        expected: Option<Revision>,
-    ) -> Result<Revision> {
-        let data = data.clone();
+    fn put_inbox_message(&self, recipient: OwnerId, message: &InboxMessage) -> Result<()> {
+        let message = message.clone();
         self.run(move |pool| async move {
-            transaction!(pool, |txn| record::put_exchange_data(&txn, &data, expected)
+            transaction!(pool, |txn| {
+                record::put_inbox_message(&txn, recipient, &message).await?
+            })
+        })
+    }
+
+    fn inbox(&self, owner: OwnerId) -> Result<Vec<InboxMessage>> {
+        self.run(move |pool| async move { record::inbox(&connection(&pool).await?, owner).await })
+    }
+
+    fn inbox_len(&self, owner: OwnerId) -> Result<u64> {
+        self.run(
+            move |pool| async move { record::inbox_len(&connection(&pool).await?, owner).await },
+        )
+    }
+
+    fn delete_inbox_message(&self, owner: OwnerId, id: InboxMessageId) -> Result<bool> {
+        self.run(move |pool| async move {
+            transaction!(pool, |txn| record::delete_inbox_message(&txn, owner, id)
                 .await?)
-        })
-    }
-
-    fn get_exchange_data(&self, id: ExchangeDataId) -> Result<Option<Versioned<ExchangeData>>> {
-        self.run(move |pool| async move {
-            record::get_exchange_data(&connection(&pool).await?, id).await
-        })
-    }
-
-    fn exchange_data_of(&self, owner: OwnerId) -> Result<Vec<Versioned<ExchangeData>>> {
-        self.run(move |pool| async move {
-            record::exchange_data_of(&connection(&pool).await?, owner).await
         })
     }
 

@@ -1,9 +1,9 @@
-//! The records besides entities and attachments: owners, exchange data, key-bag entries, recovery data and the
+//! The records besides entities and attachments: owners, inbox messages, key-bag entries, recovery data and the
 //! side map, and the index look-ups that return entity ids.
 
 use deadpool_postgres::GenericClient;
 use tessera_keys::{
-    DelegationKey, ExchangeData, ExchangeDataId, KeyBagEntry, KeyBagEntryId, Owner, OwnerId,
+    DelegationKey, InboxMessage, InboxMessageId, KeyBagEntry, KeyBagEntryId, Owner, OwnerId,
 };
 use tessera_sharing::{EntityId, SideMapEntry};
 
@@ -45,89 +45,85 @@ pub(super) async fn get_owner<C: GenericClient>(
     .await
 }
 
-/// Stores exchange data at the revision after `expected`, and files it under its delegator and its delegate.
-pub(super) async fn put_exchange_data<C: GenericClient>(
+/// Files `message` in `recipient`'s inbox: the same message again is a no-op, another message under its
+/// `(recipient, id)` a conflict.
+pub(super) async fn put_inbox_message<C: GenericClient>(
     txn: &C,
-    data: &ExchangeData,
-    expected: Option<Revision>,
-) -> Result<Revision> {
-    let data_id = data.id();
-    let key = data_id.as_bytes().as_slice();
-    let stored: Option<Versioned<ExchangeData>> = get_versioned(
+    recipient: OwnerId,
+    message: &InboxMessage,
+) -> Result<()> {
+    let value = encode("inbox message", message)?;
+    let (owner, id) = (
+        recipient.as_bytes().as_slice(),
+        message.id.as_bytes().as_slice(),
+    );
+    let inserted = execute(
         txn,
-        "SELECT rev, value FROM exchange_data WHERE id = $1 FOR UPDATE",
-        "exchange data",
-        data_id.as_bytes(),
+        "INSERT INTO inbox (recipient_id, message_id, value) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        &[&owner, &id, &value],
     )
     .await?;
-    if let Some(stored) = &stored {
-        for owner in [stored.value.delegator(), stored.value.delegate()] {
-            execute(
-                txn,
-                "DELETE FROM exchange_data_by_owner WHERE owner_id = $1 AND exchange_data_id = $2",
-                &[&owner.as_bytes().as_slice(), &key],
-            )
-            .await?;
-        }
+    if inserted == 1 {
+        return Ok(());
     }
-    let value = encode("exchange data", data)?;
-    let next = put_versioned(
+    let row = query_opt(
         txn,
-        "exchange_data",
-        "exchange data",
-        data_id.as_bytes(),
-        &value,
-        expected,
+        "SELECT value FROM inbox WHERE recipient_id = $1 AND message_id = $2",
+        &[&owner, &id],
     )
     .await?;
-    for owner in [data.delegator(), data.delegate()] {
-        // The delegator and the delegate are one owner for an owner's own exchange data: one row then.
-        execute(
-            txn,
-            "INSERT INTO exchange_data_by_owner (owner_id, exchange_data_id) VALUES ($1, $2) \
-             ON CONFLICT DO NOTHING",
-            &[&owner.as_bytes().as_slice(), &key],
-        )
-        .await?;
+    let stored: Option<InboxMessage> = row
+        .map(|row| decode("inbox message", bytes(&row, 0)?))
+        .transpose()?;
+    match stored {
+        Some(stored) if stored == *message => Ok(()),
+        _ => Err(revision::exists("inbox message", 1)),
     }
-    Ok(next)
 }
 
-/// Exchange data `id`.
-pub(super) async fn get_exchange_data<C: GenericClient>(
-    client: &C,
-    data: ExchangeDataId,
-) -> Result<Option<Versioned<ExchangeData>>> {
-    get_versioned(
-        client,
-        "SELECT rev, value FROM exchange_data WHERE id = $1",
-        "exchange data",
-        data.as_bytes(),
-    )
-    .await
-}
-
-/// Every exchange data `owner` takes part in, in id order (one statement: one snapshot).
-pub(super) async fn exchange_data_of<C: GenericClient>(
+/// Every message in `owner`'s inbox, in id order.
+pub(super) async fn inbox<C: GenericClient>(
     client: &C,
     owner: OwnerId,
-) -> Result<Vec<Versioned<ExchangeData>>> {
+) -> Result<Vec<InboxMessage>> {
     let rows = query(
         client,
-        "SELECT e.rev, e.value FROM exchange_data_by_owner AS b \
-         JOIN exchange_data AS e ON e.id = b.exchange_data_id \
-         WHERE b.owner_id = $1 ORDER BY b.exchange_data_id",
+        "SELECT value FROM inbox WHERE recipient_id = $1 ORDER BY message_id",
         &[&owner.as_bytes().as_slice()],
     )
     .await?;
     rows.iter()
-        .map(|row| {
-            Ok(Versioned {
-                rev: unsigned(row, 0, "exchange data")?,
-                value: decode("exchange data", bytes(row, 1)?)?,
-            })
-        })
+        .map(|row| decode("inbox message", bytes(row, 0)?))
         .collect()
+}
+
+/// How many messages wait in `owner`'s inbox.
+pub(super) async fn inbox_len<C: GenericClient>(client: &C, owner: OwnerId) -> Result<u64> {
+    let row = query_opt(
+        client,
+        "SELECT count(*) FROM inbox WHERE recipient_id = $1",
+        &[&owner.as_bytes().as_slice()],
+    )
+    .await?;
+    match row {
+        Some(row) => unsigned(&row, 0, "inbox length"),
+        None => Ok(0),
+    }
+}
+
+/// Removes message `id` from `owner`'s inbox; `true` if it was there.
+pub(super) async fn delete_inbox_message<C: GenericClient>(
+    txn: &C,
+    owner: OwnerId,
+    id: InboxMessageId,
+) -> Result<bool> {
+    let deleted = execute(
+        txn,
+        "DELETE FROM inbox WHERE recipient_id = $1 AND message_id = $2",
+        &[&owner.as_bytes().as_slice(), &id.as_bytes().as_slice()],
+    )
+    .await?;
+    Ok(deleted > 0)
 }
 
 /// Adds a key-bag entry: the same entry again is a no-op, another entry under its `(owner, id)` a conflict.

@@ -20,8 +20,7 @@
 //! | --- | --- | --- |
 //! | `meta` | `"format"` | layout version of this file, `1` |
 //! | `owners` | owner id (16) | `Versioned<Owner>` |
-//! | `exchange_data` | exchange data id (16) | `Versioned<ExchangeData>` |
-//! | `exchange_data_by_owner` (multimap) | owner id (16) | exchange data id (16), for the delegator and the delegate |
+//! | `inbox` | recipient owner id (16) ‖ message id (16) | `InboxMessage` (sealed exchange data; no sender) |
 //! | `key_bag` | owner id (16) ‖ entry id (32) | `KeyBagEntry` |
 //! | `entities` | entity id (16) | `EncryptedEntity` with its `rev` field set to the stored revision |
 //! | `entities_by_delegation_key` (multimap) | delegation key (32) | entity id (16) |
@@ -59,7 +58,7 @@ use ::redb::{
 };
 use serde::de::DeserializeOwned;
 use tessera_keys::{
-    DelegationKey, ExchangeData, ExchangeDataId, KeyBagEntry, KeyBagEntryId, Owner, OwnerId,
+    DelegationKey, InboxMessage, InboxMessageId, KeyBagEntry, KeyBagEntryId, Owner, OwnerId,
 };
 use tessera_sharing::{AttachmentId, EncryptedEntity, EntityId, SearchTag, SideMapEntry};
 
@@ -67,8 +66,8 @@ use self::attachment::{AttachmentTables, attachment_key, read_range};
 use self::entity::{EntityTables, entity_exists};
 use self::table::{
     ATTACHMENT_CHUNKS, ATTACHMENT_LENGTHS, Bytes, ENTITIES, ENTITIES_BY_DELEGATION_KEY,
-    ENTITIES_BY_SEARCH_TAG, EXCHANGE_DATA, EXCHANGE_DATA_BY_OWNER, FORMAT, KEY_BAG, META, OWNERS,
-    OwnerKey48, RECOVERY_DATA, SIDE_MAP, backend, concat, decode, encode, get_record, ids_under,
+    ENTITIES_BY_SEARCH_TAG, FORMAT, INBOX, KEY_BAG, Key32, META, OWNERS, OwnerKey48, RECOVERY_DATA,
+    SIDE_MAP, backend, concat, decode, encode, get_record, ids_under,
 };
 use crate::error::{Error, Result};
 use crate::index::IndexKeys;
@@ -118,9 +117,7 @@ impl RedbStore {
         store.write(|txn| {
             // Creating every table now lets read transactions open them without a "no such table" case.
             txn.open_table(OWNERS).map_err(backend)?;
-            txn.open_table(EXCHANGE_DATA).map_err(backend)?;
-            txn.open_multimap_table(EXCHANGE_DATA_BY_OWNER)
-                .map_err(backend)?;
+            txn.open_table(INBOX).map_err(backend)?;
             txn.open_table(KEY_BAG).map_err(backend)?;
             EntityTables::open(txn)?;
             AttachmentTables::open(txn)?;
@@ -232,51 +229,51 @@ impl Store for RedbStore {
         self.get(OWNERS, id.as_bytes(), "owner")
     }
 
-    fn put_exchange_data(
-        &self,
-        data: &ExchangeData,
-        expected: Option<Revision>,
-    ) -> Result<Revision> {
+    fn put_inbox_message(&self, recipient: OwnerId, message: &InboxMessage) -> Result<()> {
         self.write(|txn| {
-            let mut table = txn.open_table(EXCHANGE_DATA).map_err(backend)?;
-            let mut by_owner = txn
-                .open_multimap_table(EXCHANGE_DATA_BY_OWNER)
-                .map_err(backend)?;
-            let id = data.id();
-            let key = id.as_bytes();
-            let stored: Option<Versioned<ExchangeData>> = get_record(&table, key, "exchange data")?;
-            let rev = revision::next("exchange data", stored.as_ref().map(|v| v.rev), expected)?;
-            if let Some(stored) = stored {
-                for owner in [stored.value.delegator(), stored.value.delegate()] {
-                    by_owner.remove(owner.as_bytes(), key).map_err(backend)?;
+            let mut table = txn.open_table(INBOX).map_err(backend)?;
+            let key = concat(&[recipient.as_bytes(), message.id.as_bytes()]);
+            match get_record::<32, InboxMessage>(&table, &key, "inbox message")? {
+                Some(stored) if stored == *message => Ok(()),
+                Some(_) => Err(revision::exists("inbox message", 1)),
+                None => {
+                    let bytes = encode("inbox message", message)?;
+                    table.insert(key, bytes.as_slice()).map_err(backend)?;
+                    Ok(())
                 }
             }
-            for owner in [data.delegator(), data.delegate()] {
-                by_owner.insert(owner.as_bytes(), key).map_err(backend)?;
-            }
-            let bytes = encode("exchange data", &Versioned { rev, value: data })?;
-            table.insert(key, bytes.as_slice()).map_err(backend)?;
-            Ok(rev)
         })
     }
 
-    fn get_exchange_data(&self, id: ExchangeDataId) -> Result<Option<Versioned<ExchangeData>>> {
-        self.get(EXCHANGE_DATA, id.as_bytes(), "exchange data")
+    fn inbox(&self, owner: OwnerId) -> Result<Vec<InboxMessage>> {
+        self.read(|txn| {
+            let table = txn.open_table(INBOX).map_err(backend)?;
+            let mut messages = Vec::new();
+            for row in table.range(inbox_range(owner)).map_err(backend)? {
+                let (_, value) = row.map_err(backend)?;
+                messages.push(decode("inbox message", value.value())?);
+            }
+            Ok(messages)
+        })
     }
 
-    fn exchange_data_of(&self, owner: OwnerId) -> Result<Vec<Versioned<ExchangeData>>> {
+    fn inbox_len(&self, owner: OwnerId) -> Result<u64> {
         self.read(|txn| {
-            let by_owner = txn
-                .open_multimap_table(EXCHANGE_DATA_BY_OWNER)
-                .map_err(backend)?;
-            let table = txn.open_table(EXCHANGE_DATA).map_err(backend)?;
-            ids_under(&by_owner, owner.as_bytes())?
-                .iter()
-                .map(|id| {
-                    get_record(&table, id, "exchange data")?
-                        .ok_or(Error::Corrupt("exchange data index"))
-                })
-                .collect()
+            let table = txn.open_table(INBOX).map_err(backend)?;
+            let mut count = 0u64;
+            for row in table.range(inbox_range(owner)).map_err(backend)? {
+                row.map_err(backend)?;
+                count = count.saturating_add(1);
+            }
+            Ok(count)
+        })
+    }
+
+    fn delete_inbox_message(&self, owner: OwnerId, id: InboxMessageId) -> Result<bool> {
+        self.write(|txn| {
+            let mut table = txn.open_table(INBOX).map_err(backend)?;
+            let key: Key32 = concat(&[owner.as_bytes(), id.as_bytes()]);
+            Ok(table.remove(key).map_err(backend)?.is_some())
         })
     }
 
@@ -509,4 +506,9 @@ impl Store for RedbStore {
         let key = concat(&[owner.as_bytes(), key.as_bytes()]);
         self.get(SIDE_MAP, &key, "side-map entry")
     }
+}
+
+/// Every key of `owner`'s inbox.
+fn inbox_range(owner: OwnerId) -> std::ops::RangeInclusive<Key32> {
+    concat(&[owner.as_bytes(), &[0; 16]])..=concat(&[owner.as_bytes(), &[0xff; 16]])
 }

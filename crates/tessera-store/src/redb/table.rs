@@ -7,7 +7,7 @@ pub(super) use crate::codec::{decode, encode};
 use crate::error::{Error, Result};
 
 /// Layout version of the file, checked on open.
-pub(super) const FORMAT: u64 = 1;
+pub(super) const FORMAT: u64 = 2;
 
 pub(super) type Bytes = &'static [u8];
 pub(super) type Id = [u8; 16];
@@ -17,10 +17,7 @@ pub(super) type ChunkKey = [u8; 40];
 
 pub(super) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 pub(super) const OWNERS: TableDefinition<'_, Id, Bytes> = TableDefinition::new("owners");
-pub(super) const EXCHANGE_DATA: TableDefinition<'_, Id, Bytes> =
-    TableDefinition::new("exchange_data");
-pub(super) const EXCHANGE_DATA_BY_OWNER: MultimapTableDefinition<'_, Id, Id> =
-    MultimapTableDefinition::new("exchange_data_by_owner");
+pub(super) const INBOX: TableDefinition<'_, Key32, Bytes> = TableDefinition::new("inbox");
 pub(super) const KEY_BAG: TableDefinition<'_, OwnerKey48, Bytes> = TableDefinition::new("key_bag");
 pub(super) const ENTITIES: TableDefinition<'_, Id, Bytes> = TableDefinition::new("entities");
 pub(super) const ENTITIES_BY_DELEGATION_KEY: MultimapTableDefinition<'_, Key32, Id> =

@@ -9,17 +9,12 @@ CREATE TABLE owners (
     value bytea NOT NULL
 );
 
-CREATE TABLE exchange_data (
-    id bytea PRIMARY KEY,
-    rev bigint NOT NULL,
-    value bytea NOT NULL
-);
-
--- One row for the delegator and one for the delegate (a single row when they are the same owner).
-CREATE TABLE exchange_data_by_owner (
-    owner_id bytea NOT NULL,
-    exchange_data_id bytea NOT NULL,
-    PRIMARY KEY (owner_id, exchange_data_id)
+-- Sealed exchange data waiting for its recipient (protocol v2): no column names the sender.
+CREATE TABLE inbox (
+    recipient_id bytea NOT NULL,
+    message_id bytea NOT NULL,
+    value bytea NOT NULL,
+    PRIMARY KEY (recipient_id, message_id)
 );
 
 CREATE TABLE key_bag (
