@@ -83,6 +83,21 @@ fn an_unreachable_database_says_so() {
     assert!(what.contains("host and port"), "{what}");
 }
 
+/// A server that answers but refuses the connection (here: no such database) says what to check, without the URL.
+#[test]
+fn a_refused_connection_names_what_to_check() {
+    let database = TestDatabase::new();
+    let (server, _) = database.url().rsplit_once('/').unwrap();
+    let error = PostgresStore::open(&format!("{server}/tessera_no_such_database")).unwrap_err();
+    let Error::Backend { what, source } = &error else {
+        panic!("expected a backend error, got {error:?}");
+    };
+    assert!(what.contains("refused the connection"), "{what}");
+    assert!(what.contains("database name"), "{what}");
+    // The source is PostgreSQL's SQLSTATE and message (3D000: invalid catalog name).
+    assert!(source.to_string().contains("3D000"), "{source}");
+}
+
 /// A URL that is not one is refused before any connection, and the message shows the expected form.
 #[test]
 fn a_malformed_url_is_refused() {
