@@ -1,7 +1,9 @@
 //! Entities and their two index tables, written together in one transaction.
 
 use deadpool_postgres::GenericClient;
+use futures_util::future::try_join_all;
 use tessera_sharing::{EncryptedEntity, EntityId};
+use tokio_postgres::types::ToSql;
 
 use super::sql::{bytes, execute, query_opt, rev};
 use crate::codec::{decode, encode};
@@ -116,46 +118,51 @@ pub(super) async fn lock_existing<C: GenericClient>(txn: &C, id: EntityId) -> Re
     row.map(|_| ()).ok_or(crate::Error::NotFound("entity"))
 }
 
+/// Adds the index entries `keys` of entity `id`.
 async fn add_index<C: GenericClient>(txn: &C, id: EntityId, keys: &IndexKeys) -> Result<()> {
-    let id = id.as_bytes().as_slice();
-    for key in &keys.delegation_keys {
-        execute(
-            txn,
-            "INSERT INTO entities_by_delegation_key (delegation_key, entity_id) VALUES ($1, $2) \
-             ON CONFLICT DO NOTHING",
-            &[&key.as_bytes().as_slice(), &id],
-        )
-        .await?;
-    }
-    for tag in &keys.search_tags {
-        execute(
-            txn,
-            "INSERT INTO entities_by_search_tag (search_tag, entity_id) VALUES ($1, $2) \
-             ON CONFLICT DO NOTHING",
-            &[&tag.as_bytes().as_slice(), &id],
-        )
-        .await?;
-    }
-    Ok(())
+    let statements = [
+        "INSERT INTO entities_by_delegation_key (delegation_key, entity_id) VALUES ($1, $2) \
+         ON CONFLICT DO NOTHING",
+        "INSERT INTO entities_by_search_tag (search_tag, entity_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    ];
+    each_index_key(txn, id, keys, statements).await
 }
 
+/// Removes the index entries `keys` of entity `id`.
 async fn remove_index<C: GenericClient>(txn: &C, id: EntityId, keys: &IndexKeys) -> Result<()> {
+    let statements = [
+        "DELETE FROM entities_by_delegation_key WHERE delegation_key = $1 AND entity_id = $2",
+        "DELETE FROM entities_by_search_tag WHERE search_tag = $1 AND entity_id = $2",
+    ];
+    each_index_key(txn, id, keys, statements).await
+}
+
+/// Runs `statements[0]` for each delegation key and `statements[1]` for each search tag of `keys`, with the key as
+/// `$1` and entity `id` as `$2`. The statements travel pipelined on the one connection: one round trip in all.
+async fn each_index_key<C: GenericClient>(
+    txn: &C,
+    id: EntityId,
+    keys: &IndexKeys,
+    [by_key, by_tag]: [&str; 2],
+) -> Result<()> {
     let id = id.as_bytes().as_slice();
-    for key in &keys.delegation_keys {
-        execute(
-            txn,
-            "DELETE FROM entities_by_delegation_key WHERE delegation_key = $1 AND entity_id = $2",
-            &[&key.as_bytes().as_slice(), &id],
+    let rows: Vec<(&str, &[u8])> = keys
+        .delegation_keys
+        .iter()
+        .map(|key| (by_key, key.as_bytes().as_slice()))
+        .chain(
+            keys.search_tags
+                .iter()
+                .map(|tag| (by_tag, tag.as_bytes().as_slice())),
         )
-        .await?;
-    }
-    for tag in &keys.search_tags {
-        execute(
-            txn,
-            "DELETE FROM entities_by_search_tag WHERE search_tag = $1 AND entity_id = $2",
-            &[&tag.as_bytes().as_slice(), &id],
-        )
-        .await?;
-    }
+        .collect();
+    let params: Vec<[&(dyn ToSql + Sync); 2]> =
+        rows.iter().map(|(_, key)| [key as _, &id as _]).collect();
+    try_join_all(
+        rows.iter()
+            .zip(&params)
+            .map(|((sql, _), params)| execute(txn, sql, params)),
+    )
+    .await?;
     Ok(())
 }

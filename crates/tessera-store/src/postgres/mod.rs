@@ -10,7 +10,9 @@
 //! any runtime (tests, the CLI). The synchronous `postgres` crate was the other candidate; it runs a private
 //! runtime per connection with `block_on`, which panics when called on an async worker thread, exactly where the
 //! server's point reads run. One shared runtime also pipelines the connections' I/O instead of parking one
-//! thread per connection. Statements are prepared once per pooled connection (`prepare_cached`).
+//! thread per connection. Statements are prepared once per pooled connection (`prepare_cached`), and the independent
+//! statements of one write (the creates of a batch, the index entries of an entity) are sent pipelined on its
+//! connection, so a batch of 1,000 creates costs about as much as on redb rather than one round trip per row.
 //!
 //! # Durability and transactions
 //! Every write is one PostgreSQL transaction at the default isolation (`READ COMMITTED`), committed before the
@@ -63,6 +65,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use futures_util::future::try_join_all;
 use tessera_keys::{
     DelegationKey, InboxMessage, InboxMessageId, KeyBagEntry, KeyBagEntryId, Owner, OwnerId,
 };
@@ -329,11 +332,10 @@ impl Store for PostgresStore {
         let entities = entities.to_vec();
         self.run(move |pool| async move {
             transaction!(pool, |txn| {
-                let mut revisions = Vec::with_capacity(entities.len());
-                for entity in &entities {
-                    revisions.push(entity::create(&txn, entity).await?);
-                }
-                revisions
+                // The creates travel pipelined on the one connection, in batch order (so a repeated id conflicts
+                // with its first occurrence, as in redb); the first error ends the batch and rolls it back.
+                let creates = entities.iter().map(|entity| entity::create(&txn, entity));
+                try_join_all(creates).await?
             })
         })
     }
@@ -349,9 +351,7 @@ impl Store for PostgresStore {
                 let mut ids: Vec<EntityId> = entities.iter().map(|(e, _)| e.id).collect();
                 ids.sort();
                 ids.dedup();
-                for id in ids {
-                    entity::get_for_update(&txn, id).await?;
-                }
+                try_join_all(ids.into_iter().map(|id| entity::get_for_update(&txn, id))).await?;
                 let mut revisions = Vec::with_capacity(entities.len());
                 for (entity, expected) in &entities {
                     revisions.push(entity::update(&txn, entity, *expected).await?);
