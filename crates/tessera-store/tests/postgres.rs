@@ -129,3 +129,45 @@ fn bump_schema_version(url: &str) {
     )
     .unwrap();
 }
+
+/// Writers on two stores (two server nodes) creating the same entity at once: one wins, every other one sees a
+/// conflict naming the winner's revision, and the indexes hold the entity once.
+#[test]
+fn concurrent_creates_across_stores_have_one_winner() {
+    let database = TestDatabase::new();
+    let stores = [
+        PostgresStore::open(database.url()).unwrap(),
+        PostgresStore::open(database.url()).unwrap(),
+    ];
+    let entity = fixtures().entity(json!({"title": "contended create"}));
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let (store, entity) = (&stores[i % 2], &entity);
+                scope.spawn(move || store.create_entity(entity))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let winners = results.iter().filter(|r| matches!(r, Ok(1))).count();
+    let conflicts = results
+        .iter()
+        .filter(|r| {
+            matches!(
+                r,
+                Err(Error::Conflict {
+                    expected: None,
+                    actual: Some(1),
+                    ..
+                })
+            )
+        })
+        .count();
+    assert_eq!((winners, conflicts), (1, 7), "{results:?}");
+    assert_eq!(
+        stores[1]
+            .entities_by_delegation_key(&fixtures().root_key())
+            .unwrap(),
+        vec![entity.id]
+    );
+}
