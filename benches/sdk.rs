@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tessera::{Client, EntityType, OwnerId, OwnerKeys, Session, Share, Tofu};
-use tessera_keys::{ExchangeData, KeyBag, PinnedFingerprints, TrustPolicy};
+use tessera_keys::{ExchangeData, InboxMessage, KeyBag, PinnedFingerprints, TrustPolicy};
 
 const ADMIN: &str = "sdk-bench-admin";
 const PARTNERS: usize = 10_000;
@@ -134,7 +134,7 @@ async fn run() {
         assert_eq!(read, content.len() as u64);
     }
 
-    // 10,000 partners in my key bag: exchange data I created for each, stored with its bag entry.
+    // 10,000 partners in my key bag: exchange data I created for each, delivered to its inbox, with its bag entry.
     let base = fixture("rsa2048.pem");
     let me_keys = me();
     let mut client = tessera_client::Client::new(&url);
@@ -150,7 +150,10 @@ async fn run() {
             .trust(other.bundle().unwrap())
             .unwrap();
         let (data, secret) = ExchangeData::create(&me_keys, other.owner(), &[&bundle], 0).unwrap();
-        client.put_exchange_data(&data).await.unwrap();
+        client
+            .deliver(other.owner(), &InboxMessage::seal(&data, &bundle).unwrap())
+            .await
+            .unwrap();
         client
             .put_key_bag_entry(&KeyBag::seal_entry(&me_keys, &secret).unwrap())
             .await

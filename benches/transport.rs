@@ -29,7 +29,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Map, Value, json};
 use tessera_client::Client;
 use tessera_keys::{
-    EntityType, ExchangeData, ExchangeSecret, OwnerId, OwnerKeys, Tofu, TrustPolicy,
+    EntityType, ExchangeData, ExchangeSecret, InboxMessage, OwnerId, OwnerKeys, Tofu, TrustPolicy,
 };
 use tessera_primitives::RsaKeySize;
 use tessera_sharing::{
@@ -191,14 +191,16 @@ async fn world(client: &mut Client) -> World {
         let bundle = trust.trust(partner.bundle().unwrap()).unwrap();
         let (exchange, secret) =
             ExchangeData::create(&doctor, partner.owner(), &[&bundle], 0).unwrap();
-        data.push(exchange);
+        data.push((
+            partner.owner(),
+            InboxMessage::seal(&exchange, &bundle).unwrap(),
+        ));
         partners.push(secret);
     }
     client.login(&doctor).await.unwrap();
-    let (own_data, own) = ExchangeData::create(&doctor, doctor.owner(), &[], 0).unwrap();
-    client.put_exchange_data(&own_data).await.unwrap();
-    for exchange in &data {
-        client.put_exchange_data(exchange).await.unwrap();
+    let (_, own) = ExchangeData::create(&doctor, doctor.owner(), &[], 0).unwrap();
+    for (partner, message) in &data {
+        client.deliver(*partner, message).await.unwrap();
     }
     let note = EntityType::new("Note").unwrap();
     let index = AccessIndex::new(

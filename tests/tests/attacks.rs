@@ -21,7 +21,7 @@ use tessera::{
     CallbackTrust, EncryptionManifest, EntityRef, EntityType, ErrorKind, NewRecord, OwnerId,
     OwnerKind, Permission, Query, Session, Share, Tofu, TrustPolicy,
 };
-use tessera_keys::{KeyBag, OwnerKeys};
+use tessera_keys::{InboxMessage, KeyBag, OwnerKeys};
 use tessera_sharing::{
     AccessIndex, DelegationTarget, NewEntity, SecretId, SecretIdScope, Visibility,
 };
@@ -74,15 +74,16 @@ fn tamper(env: &Env, id: tessera::EntityId, change: impl FnOnce(&mut EncryptedEn
     env.store.update_entity(&entity, rev).unwrap();
 }
 
-/// The delegation key of the delegation naming `delegate` in clear.
-fn delegation_to(entity: &EncryptedEntity, delegate: OwnerId) -> tessera::stored::DelegationKey {
-    *entity
-        .security_metadata
-        .delegations
-        .iter()
-        .find(|(_, d)| d.delegate == Some(delegate) && !d.parents.is_empty())
-        .unwrap()
-        .0
+/// The key of the one onward delegation of `entity` to `delegate` (found through the owners' key bags: no
+/// delegation names its parties in clear).
+fn delegation_to(
+    env: &Env,
+    entity: &EncryptedEntity,
+    delegate: OwnerId,
+) -> tessera::stored::DelegationKey {
+    let keys = env.delegation_keys_to(entity, delegate);
+    assert_eq!(keys.len(), 1, "one delegation to {delegate}");
+    keys[0]
 }
 
 /// Asserts that `result` failed with `kind`.
@@ -135,25 +136,42 @@ fn impostor(owner: OwnerId) -> (OwnerKeys, tessera::stored::Owner) {
     (keys, record)
 }
 
-/// The exchange data from `delegator` to `delegate` as stored.
-fn exchange_between(env: &Env, delegator: OwnerId, delegate: OwnerId) -> ExchangeData {
-    env.store
-        .exchange_data_of(delegator)
-        .unwrap()
-        .into_iter()
-        .map(|v| v.value)
-        .find(|d| d.delegator() == delegator && d.delegate() == delegate)
+/// The exchange data from `delegator` to `delegate`, as the operator would read it had it the delegate's key: the
+/// inbox message the server was given, opened with the delegate's key by the test.
+fn exchange_between(env: &Env, delegator: &Owner, delegate: &Owner) -> ExchangeData {
+    let keys = delegate.keys();
+    env.operator
+        .lies()
+        .delivered
+        .iter()
+        .filter(|(recipient, _)| *recipient == delegate.id)
+        .filter_map(|(_, message)| message.open(&keys).ok())
+        .find(|data| data.delegator() == delegator.id)
         .unwrap()
 }
 
-/// Hides from `owner`'s devices its exchange data with `partner` and the key-bag entry of it, so that the next
-/// share makes new exchange data (the operator's way to force a new wrap).
+/// The id of the exchange data from `owner` to `partner`, read from `owner`'s key bag.
+fn exchange_id(env: &Env, owner: &Owner, partner: OwnerId) -> tessera::stored::ExchangeDataId {
+    secrets_of(env, owner)
+        .iter()
+        .find(|secret| secret.delegator() == owner.id && secret.delegate() == partner)
+        .unwrap()
+        .id()
+}
+
+/// Hides from `owner`'s devices the key-bag entry of its exchange data with `partner`, so that the next share makes
+/// new exchange data (the operator's way to force a new wrap).
 fn hide_exchange(env: &Env, owner: &Owner, partner: OwnerId) {
-    let data = exchange_between(env, owner.id, partner);
-    let mut lies = env.operator.lies();
-    lies.hidden_exchange.insert(data.id());
-    lies.hidden_bag
-        .insert((owner.id, KeyBag::entry_id(&owner.keys(), &data.id())));
+    let id = exchange_id(env, owner, partner);
+    env.operator
+        .lies()
+        .hidden_bag
+        .insert((owner.id, KeyBag::entry_id(&owner.keys(), &id)));
+}
+
+/// Files `message` in `recipient`'s inbox as the operator can: directly in the store.
+fn file(env: &Env, recipient: OwnerId, message: &InboxMessage) {
+    env.store.put_inbox_message(recipient, message).unwrap();
 }
 
 // ---- key bundles and exchange data ----
@@ -176,13 +194,14 @@ async fn attack_bundle_substituted_same_process() {
         ErrorKind::Untrusted,
     );
     assert!(
-        c.env
-            .store
-            .exchange_data_of(c.alice.id)
-            .unwrap()
+        secrets_of(&c.env, &c.alice)
             .iter()
-            .all(|d| d.value.delegate() != c.bob.id),
-        "nothing was wrapped for the operator's key"
+            .all(|s| !(s.delegator() == c.alice.id && s.delegate() == c.bob.id)),
+        "no exchange data from Alice to Bob was made"
+    );
+    assert!(
+        c.env.store.inbox(c.bob.id).unwrap().is_empty(),
+        "nothing was sealed for the operator's key"
     );
 }
 
@@ -248,7 +267,8 @@ async fn attack_bundles_swapped_between_owners() {
         result.is_err(),
         "a share wrapped for Carol's key under Bob's name"
     );
-    assert!(c.env.store.exchange_data_of(carol.id).unwrap().is_empty());
+    assert!(c.env.store.inbox(carol.id).unwrap().is_empty());
+    assert!(c.env.operator.lies().delivered.is_empty());
 }
 
 #[tokio::test]
@@ -258,7 +278,12 @@ async fn attack_forged_exchange_data() {
     let (forger, _) = impostor(c.bob.id);
     let alice_bundle = c.a_bundle().await;
     let (forged, _) = ExchangeData::create(&forger, c.alice.id, &[&alice_bundle], 1).unwrap();
-    c.env.store.put_exchange_data(&forged, None).unwrap();
+    // Anybody can seal an inbox message for Alice's public key.
+    file(
+        &c.env,
+        c.alice.id,
+        &InboxMessage::seal(&forged, &alice_bundle).unwrap(),
+    );
     let before = c.a.stats();
     assert_eq!(c.a.refresh().await.unwrap(), 0);
     let after = c.a.stats();
@@ -285,29 +310,26 @@ impl Cast {
 async fn attack_server_chosen_wrap() {
     let c = cast().await;
     let shared = create(&c.b, SECRET, &[Share::read(c.alice.id)]).await;
-    let data = exchange_between(&c.env, c.bob.id, c.alice.id);
-    // The operator puts a ciphertext of its choice (a wrap of another secret for Alice's key) where Alice's wrap is.
+    // Alice takes the genuine exchange data from her inbox into her bag.
+    c.a.refresh().await.unwrap();
+    let data = exchange_between(&c.env, &c.bob, &c.alice);
+    // The operator puts a ciphertext of its choice (a wrap of another secret for Alice's key) where Alice's wrap is,
+    // seals the result for Alice, and hides the genuine secret from her bag so that her next login opens this one.
     let mut json = serde_json::to_value(&data).unwrap();
     let alice_fp = c.alice.keys().fingerprint().to_string();
-    let other = exchange_between(&c.env, c.bob.id, c.bob.id);
-    let other_json = serde_json::to_value(&other).unwrap();
     let bob_fp = c.bob.keys().fingerprint().to_string();
-    json["wrapped"][&alice_fp] = other_json["wrapped"][&bob_fp].clone();
+    json["wrapped"][&alice_fp] = json["wrapped"][&bob_fp].clone();
     let forged: ExchangeData = serde_json::from_value(json).unwrap();
+    file(
+        &c.env,
+        c.alice.id,
+        &InboxMessage::seal(&forged, &c.a_bundle().await).unwrap(),
+    );
     c.env
-        .store
-        .put_exchange_data(
-            &forged,
-            Some(
-                c.env
-                    .store
-                    .get_exchange_data(data.id())
-                    .unwrap()
-                    .unwrap()
-                    .rev,
-            ),
-        )
-        .unwrap();
+        .operator
+        .lies()
+        .hidden_bag
+        .insert((c.alice.id, KeyBag::entry_id(&c.alice.keys(), &data.id())));
     let fresh = Session::login(c.env.client(), c.alice.keys(), Tofu::new())
         .await
         .unwrap();
@@ -324,14 +346,38 @@ async fn attack_exchange_data_replayed_to_another_pair() {
     let c = cast().await;
     let carol = c.env.register(OwnerKind::Hcp).await;
     create(&c.a, SECRET, &[Share::read(c.bob.id)]).await;
-    // Alice → Bob's exchange data listed to Carol as if it were hers (a copy naming Carol is impossible: the
-    // parties are signed), and to Bob a second time.
-    let data = exchange_between(&c.env, c.alice.id, c.bob.id);
+    // Bob takes the genuine exchange data from his inbox into his bag.
+    assert_eq!(c.b.refresh().await.unwrap(), 1);
+    // Alice → Bob's message, kept by the operator, filed in Carol's inbox as if it were hers (a copy naming Carol is
+    // impossible: the parties are signed, and the box is sealed for Bob's key), and in Bob's a second time.
+    let (_, message) = c
+        .env
+        .operator
+        .lies()
+        .delivered
+        .iter()
+        .find(|(recipient, _)| *recipient == c.bob.id)
+        .cloned()
+        .unwrap();
+    let mut replayed = message.clone();
+    replayed.id = tessera_keys::InboxMessageId::generate().unwrap();
     c.env
         .operator
         .lies()
-        .extra_exchange
-        .insert(carol.id, vec![data.clone()]);
+        .extra_inbox
+        .insert(carol.id, vec![message.clone()]);
+    file(&c.env, c.bob.id, &message);
+    file(&c.env, c.bob.id, &replayed);
+    let bob_before = c.b.stats();
+    assert_eq!(c.b.refresh().await.unwrap(), 0);
+    let bob_after = c.b.stats();
+    assert_eq!(bob_after.opened_with_rsa, bob_before.opened_with_rsa);
+    // The replay under its own id is discarded (it no longer opens under another id); the original one is known.
+    assert_eq!(
+        bob_after.discarded_inbox_messages,
+        bob_before.discarded_inbox_messages + 2
+    );
+    assert!(c.env.store.inbox(c.bob.id).unwrap().is_empty());
     let carol_session = c.env.login(&carol).await;
     assert_eq!(carol_session.refresh().await.unwrap(), 0);
     let stats = carol_session.stats();
@@ -439,7 +485,7 @@ async fn attack_sealed_key_moved_between_records() {
     let first = create(&c.a, "first", &[Share::read(c.bob.id)]).await;
     let second = create(&c.a, SECRET, &[Share::read(c.bob.id)]).await;
     let from = c.env.entity(first.id);
-    let key = delegation_to(&from, c.bob.id);
+    let key = delegation_to(&c.env, &from, c.bob.id);
     tamper(&c.env, second.id, |stored| {
         let sealed = from.security_metadata.delegations[&key].entity_keys.clone();
         stored
@@ -456,7 +502,7 @@ async fn attack_sealed_key_moved_between_records() {
 async fn attack_sealed_values_swapped_between_fields() {
     let c = cast().await;
     let entity = create(&c.a, SECRET, &[Share::read(c.bob.id)]).await;
-    let key = delegation_to(&c.env.entity(entity.id), c.bob.id);
+    let key = delegation_to(&c.env, &c.env.entity(entity.id), c.bob.id);
     tamper(&c.env, entity.id, |stored| {
         let d = stored.security_metadata.delegations.get_mut(&key).unwrap();
         std::mem::swap(&mut d.entity_keys, &mut d.secret_ids);
@@ -495,8 +541,8 @@ async fn attack_sealed_keys_swapped_between_delegations() {
     .await;
     let stored = c.env.entity(entity.id);
     let (to_bob, to_carol) = (
-        delegation_to(&stored, c.bob.id),
-        delegation_to(&stored, carol.id),
+        delegation_to(&c.env, &stored, c.bob.id),
+        delegation_to(&c.env, &stored, carol.id),
     );
     tamper(&c.env, entity.id, |stored| {
         let delegations = &mut stored.security_metadata.delegations;
@@ -513,7 +559,7 @@ async fn attack_sealed_keys_swapped_between_delegations() {
 async fn attack_widened_permission() {
     let c = cast().await;
     let entity = create(&c.a, SECRET, &[Share::read(c.bob.id)]).await;
-    let key = delegation_to(&c.env.entity(entity.id), c.bob.id);
+    let key = delegation_to(&c.env, &c.env.entity(entity.id), c.bob.id);
     tamper(&c.env, entity.id, |stored| {
         stored
             .security_metadata
@@ -591,7 +637,7 @@ async fn attack_revoked_access_restored() {
     )
     .await;
     let before = c.env.entity(entity.id);
-    let bobs = delegation_to(&before, c.bob.id);
+    let bobs = delegation_to(&c.env, &before, c.bob.id);
     c.a.revoke_and_rotate(&entity, &[c.bob.id]).await.unwrap();
     // The operator puts Bob's revoked delegation back.
     tamper(&c.env, entity.id, |stored| {

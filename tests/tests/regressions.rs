@@ -18,17 +18,12 @@ use tessera::{EntityType, OwnerId, OwnerKind, Session, Share};
 /// one delegation key per type, and the keys' order decides which delegation a loop meets first.
 const TYPES_TO_TRY: usize = 40;
 
-/// The key of the delegation naming `delegate` in clear.
-fn key_to(entity: &EncryptedEntity, delegate: OwnerId) -> DelegationKey {
-    let mut keys = entity
-        .security_metadata
-        .delegations
-        .iter()
-        .filter(|(_, d)| d.delegate == Some(delegate))
-        .map(|(key, _)| *key);
-    let key = keys.next().expect("no delegation to this owner");
-    assert!(keys.next().is_none());
-    key
+/// The key of the one onward delegation of `entity` to `delegate`, found through the owners' key bags (no delegation
+/// names its parties in clear).
+fn key_to(env: &Env, entity: &EncryptedEntity, delegate: OwnerId) -> DelegationKey {
+    let keys = env.delegation_keys_to(entity, delegate);
+    assert_eq!(keys.len(), 1, "no single delegation to this owner");
+    keys[0]
 }
 
 async fn hcps(env: &Env, count: usize) -> Vec<(Owner, Session)> {
@@ -105,9 +100,9 @@ async fn onward_shares_hang_under_the_sharers_own_delegation() {
             .await
             .unwrap();
         let stored = env.entity(saved.entity.id);
-        let own = key_to(&stored, bob.id);
+        let own = key_to(&env, &stored, bob.id);
         // Both delegations grant read and have a parent: the one with the smaller key is tried first.
-        if key_to(&stored, carol.id) > own {
+        if key_to(&env, &stored, carol.id) > own {
             continue;
         }
         bob_session
@@ -115,7 +110,7 @@ async fn onward_shares_hang_under_the_sharers_own_delegation() {
             .await
             .unwrap();
         let stored = env.entity(saved.entity.id);
-        let to_dave = &stored.security_metadata.delegations[&key_to(&stored, dave.id)];
+        let to_dave = &stored.security_metadata.delegations[&key_to(&env, &stored, dave.id)];
         bob_session
             .revoke(&saved.entity, &[carol.id])
             .await
@@ -175,7 +170,7 @@ async fn rotation_drops_chained_onward_shares() {
                 .unwrap();
         }
         let stored = env.entity(saved.entity.id);
-        if key_to(&stored, carol.id) > key_to(&stored, dave.id) {
+        if key_to(&env, &stored, carol.id) > key_to(&env, &stored, dave.id) {
             continue;
         }
         // Grace is revoked; Bob's share with Carol and Carol's with Dave cannot be re-wrapped by Alice.

@@ -235,9 +235,10 @@ impl World {
             let owner = env
                 .register_below(&actors[index % HCPS].session, OwnerKind::Patient)
                 .await;
+            // The registration right is checked; which HCP registered the patient is not kept.
             assert_eq!(
                 env.store.get_owner(owner.id).unwrap().unwrap().value.parent,
-                Some(actors[index % HCPS].owner.id)
+                None
             );
             let session = env.login(&owner).await;
             actors.push(Actor { owner, session });
@@ -662,17 +663,15 @@ impl World {
     }
 
     /// A new session of `who` from its key file: it opens every exchange data naming the owner, from the key bag
-    /// (no RSA) or, for exchange data new to the owner, with its private key; none is left unopened.
+    /// (no RSA) or, for exchange data new to the owner, from its inbox with its private key, after which the bag holds
+    /// them all and the inbox is empty; none is left unopened.
     async fn new_device(&mut self, who: usize) {
         self.note(format!("{} logs in on a new device", self.name(who)));
         let session = self.env.login(&self.actors[who].owner).await;
         let stats = session.stats();
-        let stored = self
-            .env
-            .store
-            .exchange_data_of(self.actors[who].owner.id)
-            .unwrap()
-            .len();
+        let owner = &self.actors[who].owner;
+        let stored = common::exchange_entries(&self.env.store, owner).len();
+        assert!(self.env.store.inbox(owner.id).unwrap().is_empty());
         assert_eq!(
             stats.key_bag_entries + stats.opened_with_rsa,
             stored,

@@ -336,7 +336,7 @@ pub(crate) struct ShareArgs {
     #[arg(long)]
     pub(crate) write: bool,
     /// Which parties the stored delegation names in clear.
-    #[arg(long, value_enum, default_value_t = Shown::Both)]
+    #[arg(long, value_enum, default_value_t = Shown::None)]
     pub(crate) show: Shown,
 }
 

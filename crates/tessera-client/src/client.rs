@@ -16,7 +16,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tessera_keys::{
-    AccessControlKey, DelegationKey, ExchangeData, ExchangeDataId, KeyBagEntry, Owner, OwnerId,
+    AccessControlKey, DelegationKey, InboxMessage, InboxMessageId, KeyBagEntry, Owner, OwnerId,
     OwnerKeys,
 };
 use tessera_primitives::SecretString;
@@ -248,45 +248,45 @@ impl Client {
         .await
     }
 
-    /// Stores new exchange data (the logged-in owner must be its delegator).
+    /// Delivers `message` (exchange data sealed for one of `recipient`'s key bundles) to `recipient`'s inbox. The
+    /// server does not record the sender. Delivering the same message again changes nothing.
     ///
     /// # Errors
-    /// [`Error::Status`] 400 if its signature does not verify against the stored bundle.
-    pub async fn put_exchange_data(&self, data: &ExchangeData) -> Result<Written> {
-        self.call_capped(Method::POST, "/v1/exchange-data", Some(data), SMALL_ANSWER)
-            .await
+    /// [`Error::Status`] 404 if `recipient` is not registered, 400 if the message is sealed for a bundle the
+    /// recipient does not have, 503 (`busy`) if the recipient's inbox is full.
+    pub async fn deliver(&self, recipient: OwnerId, message: &InboxMessage) -> Result<()> {
+        self.send_body(
+            Method::POST,
+            &format!("/v1/owners/{recipient}/inbox"),
+            message,
+        )
+        .await
+        .map(|_| ())
     }
 
-    /// Exchange data the logged-in owner takes part in.
-    ///
-    /// # Errors
-    /// [`Error::Status`] 404 if unknown or not a participant.
-    pub async fn exchange_data(&self, id: ExchangeDataId) -> Result<Versioned<ExchangeData>> {
-        self.call::<(), _>(Method::GET, &format!("/v1/exchange-data/{id}"), None)
-            .await
-    }
-
-    /// Every exchange data the logged-in owner takes part in.
+    /// Messages waiting in the logged-in owner's inbox (at most 1,000 at a time: delete what was opened, then ask
+    /// again).
     ///
     /// # Errors
     /// [`Error::Transport`] or [`Error::Status`].
-    pub async fn my_exchange_data(&self) -> Result<Vec<Versioned<ExchangeData>>> {
-        self.call::<(), _>(Method::GET, "/v1/exchange-data", None)
-            .await
+    pub async fn inbox(&self) -> Result<Vec<InboxMessage>> {
+        self.call::<(), _>(Method::GET, "/v1/inbox", None).await
     }
 
-    /// Replaces exchange data with a version that has more wraps.
+    /// Deletes one message of the logged-in owner's inbox.
     ///
     /// # Errors
-    /// [`Error::Status`] 400 if anything but wraps changed, 409 on a stale revision.
-    pub async fn add_wraps(&self, data: &ExchangeData, expected_rev: u64) -> Result<Written> {
-        self.call_capped(
-            Method::PUT,
-            &format!("/v1/exchange-data/{}?rev={expected_rev}", data.id()),
-            Some(data),
+    /// [`Error::Status`] 404 if it is not there (already deleted).
+    pub async fn delete_inbox_message(&self, id: InboxMessageId) -> Result<()> {
+        self.send(
+            Method::DELETE,
+            &format!("/v1/inbox/{id}"),
+            None,
+            &[],
             SMALL_ANSWER,
         )
         .await
+        .map(|_| ())
     }
 
     /// Adds an entry to the logged-in owner's key bag.

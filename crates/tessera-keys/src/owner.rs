@@ -41,7 +41,8 @@ pub struct Owner {
     pub id: OwnerId,
     /// The owner's kind.
     pub kind: OwnerKind,
-    /// The owner above this one in a hierarchy (an HCP above its patients), if any.
+    /// At registration, the owner registering this one (an HCP registering a patient), if any. The server checks
+    /// it is the logged-in requester and then stores `None`: which HCP registered which patient is not kept.
     pub parent: Option<OwnerId>,
     /// The owner's key bundles, oldest first.
     pub bundles: Vec<KeyBundle>,

@@ -1,4 +1,4 @@
-//! The API end to end with a real server on `127.0.0.1:0` and the real client: registration, login, entities, sharing, queries, attachments, exchange data, key bags, side maps, recovery, owners, and 404 (never 403) for what a requester may not see.
+//! The API end to end with a real server on `127.0.0.1:0` and the real client: registration, login, entities, sharing, queries, attachments, inboxes, key bags, side maps, recovery, owners, and 404 (never 403) for what a requester may not see.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -20,7 +20,8 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 use serde_json::json;
 use tessera_keys::{
-    ExchangeDataId, FormatVersion, KeyBag, Owner, OwnerId, OwnerKeys, OwnerKind, Tofu, TrustPolicy,
+    FormatVersion, InboxMessage, InboxMessageId, KeyBag, Owner, OwnerId, OwnerKeys, OwnerKind,
+    Tofu, TrustPolicy,
 };
 use tessera_primitives::RsaKeySize;
 use tessera_primitives::stream::{HEADER_LEN, SEGMENT_LEN};
@@ -87,7 +88,14 @@ async fn owners_register_with_the_admin_token_or_below_their_parent() {
     assert_eq!(a.register_owner(&w.owner_record(P)).await.unwrap().rev, 1);
     let stored = a.owner(P.id()).await.unwrap();
     assert_eq!(stored.rev, 1);
-    assert_eq!(stored.value, w.owner_record(P));
+    // The right to register was checked against the session; the parent is not kept (protocol v2 privacy).
+    assert_eq!(
+        stored.value,
+        Owner {
+            parent: None,
+            ..w.owner_record(P)
+        }
+    );
     let _ = server.login(P).await;
 
     // B cannot register a patient below A, nor a top-level owner.
@@ -666,7 +674,7 @@ async fn attachments_are_uploaded_whole_and_read_by_segment() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exchange_data_is_for_its_participants_and_grows_by_wraps() {
+async fn inbox_messages_reach_only_their_recipient_and_name_no_sender() {
     let w = world();
     let note_type = ty("Note");
     let server = TestServer::memory().await;
@@ -674,25 +682,54 @@ async fn exchange_data_is_for_its_participants_and_grows_by_wraps() {
     let a = server.login(A).await;
     let b = server.login(B).await;
     let c = server.login(C).await;
-    let data = w.data(A, B);
 
-    // Both participants read it; C gets 404, as for an id that does not exist.
-    assert_eq!(a.exchange_data(data.id()).await.unwrap().value, *data);
-    assert_eq!(b.exchange_data(data.id()).await.unwrap().value, *data);
-    let hidden = status_code(c.exchange_data(data.id()).await);
-    let missing = status_code(c.exchange_data(ExchangeDataId::generate().unwrap()).await);
+    // B's inbox holds exactly the exchange data the three others made for it, each sealed for B's bundle.
+    let inbox = b.inbox().await.unwrap();
+    assert_eq!(inbox.len(), 3);
+    let mut senders: Vec<OwnerId> = inbox
+        .iter()
+        .map(|message| message.open(w.keys(B)).unwrap().delegator())
+        .collect();
+    senders.sort();
+    let mut expected = vec![A.id(), C.id(), P.id()];
+    expected.sort();
+    assert_eq!(senders, expected);
+    // Nobody else's listing holds them, and nobody else can delete them (404, as for an id that does not exist).
+    assert!(
+        a.inbox()
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| inbox.iter().all(|n| n.id != m.id))
+    );
+    let first = inbox[0].id;
+    let hidden = status_code(c.delete_inbox_message(first).await);
+    let missing = status_code(
+        c.delete_inbox_message(InboxMessageId::generate().unwrap())
+            .await,
+    );
     assert_eq!(hidden, (404, "not_found".to_owned()));
     assert_eq!(hidden, missing);
-    // C's list holds the 7 exchange data it takes part in.
-    let mine = c.my_exchange_data().await.unwrap();
-    assert_eq!(mine.len(), 7);
-    assert!(
-        mine.iter()
-            .all(|d| d.value.delegator() == C.id() || d.value.delegate() == C.id())
+    b.delete_inbox_message(first).await.unwrap();
+    assert_eq!(status(b.delete_inbox_message(first).await), 404);
+    assert_eq!(b.inbox().await.unwrap().len(), 2);
+
+    // Delivery: to an unregistered owner 404, for a bundle the recipient does not have 400, too large 400, and
+    // nothing without a session.
+    let message = InboxMessage::seal(w.data(A, B), w.bundle(B)).unwrap();
+    assert_eq!(
+        status(a.deliver(OwnerId::generate().unwrap(), &message).await),
+        404
     );
-    // Only the delegator stores it; storing it twice conflicts.
-    assert_eq!(status(b.put_exchange_data(w.data(A, B)).await), 403);
-    assert_eq!(status(a.put_exchange_data(w.data(A, B)).await), 409);
+    assert_eq!(status(a.deliver(C.id(), &message).await), 400);
+    let mut huge = message.clone();
+    huge.sealed = vec![0; tessera_keys::MAX_INBOX_MESSAGE_LEN + 1];
+    assert_eq!(status(a.deliver(B.id(), &huge).await), 400);
+    assert_eq!(status(server.client().deliver(B.id(), &message).await), 401);
+    // Delivering the same message twice files it once.
+    a.deliver(B.id(), &message).await.unwrap();
+    a.deliver(B.id(), &message).await.unwrap();
+    assert_eq!(b.inbox().await.unwrap().len(), 3);
 
     // B adds a key bundle chained from its first one.
     let new_keys = OwnerKeys::generate(B.id(), RsaKeySize::Bits2048, T0 + 100).unwrap();
@@ -714,21 +751,28 @@ async fn exchange_data_is_for_its_participants_and_grows_by_wraps() {
     assert_eq!(status(b.update_owner(&updated, 1).await), 409);
     assert_eq!(a.owner(B.id()).await.unwrap().value, updated);
 
-    // A wraps the secret for B's new key; the new key logs in and opens it.
-    let stored = a.exchange_data(data.id()).await.unwrap();
-    let mut wrapped = stored.value.clone();
+    // A wraps the secret for B's new key and delivers it sealed for that bundle; the new key opens it.
+    let mut wrapped = w.data(A, B).clone();
     let trusted = Tofu::new().trust(new_bundle).unwrap();
     wrapped.add_wrap(w.keys(A), w.own(A, B), &trusted).unwrap();
-    assert_eq!(status(c.add_wraps(&wrapped, stored.rev).await), 404);
-    assert_eq!(a.add_wraps(&wrapped, stored.rev).await.unwrap().rev, 2);
-    assert_eq!(status(a.add_wraps(&wrapped, stored.rev).await), 409);
-    // Dropping a wrap is refused.
-    assert_eq!(status(a.add_wraps(data, 2).await), 400);
+    a.deliver(B.id(), &InboxMessage::seal(&wrapped, &trusted).unwrap())
+        .await
+        .unwrap();
     let mut b_new = server.client();
     b_new.login(&new_keys).await.unwrap();
-    let fetched = b_new.exchange_data(data.id()).await.unwrap();
-    assert_eq!(fetched.rev, 2);
-    let opened = fetched.value.open(&new_keys, &[w.bundle(A)]).unwrap();
+    let for_new: Vec<InboxMessage> = b_new
+        .inbox()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.is_for(&new_keys))
+        .collect();
+    assert_eq!(for_new.len(), 1);
+    let opened = for_new[0]
+        .open(&new_keys)
+        .unwrap()
+        .open(&new_keys, &[w.bundle(A)])
+        .unwrap();
     assert_eq!(opened.delegation_key(&note_type), w.dk(A, B, &note_type));
     server.shutdown().await;
 }
@@ -843,6 +887,7 @@ async fn an_owner_without_access_gets_404_never_403() {
     let mut c = server.login_with_keys(C, &note_type).await;
     c.present_access_keys(&w.access_keys(C, &note_type));
     let missing = EntityId::generate().unwrap();
+    let b_message = server.login(B).await.inbox().await.unwrap()[0].id;
     let pairs = [
         (
             status_code(c.entity(id).await),
@@ -890,8 +935,11 @@ async fn an_owner_without_access_gets_404_never_403() {
             ),
         ),
         (
-            status_code(c.exchange_data(w.data(A, B).id()).await),
-            status_code(c.exchange_data(ExchangeDataId::generate().unwrap()).await),
+            status_code(c.delete_inbox_message(b_message).await),
+            status_code(
+                c.delete_inbox_message(InboxMessageId::generate().unwrap())
+                    .await,
+            ),
         ),
     ];
     for (index, (hidden, absent)) in pairs.into_iter().enumerate() {
@@ -1041,8 +1089,9 @@ async fn health_metrics_and_the_openapi_description() {
         "/v1/auth/access-keys",
         "/v1/owners",
         "/v1/owners/{id}",
-        "/v1/exchange-data",
-        "/v1/exchange-data/{id}",
+        "/v1/owners/{id}/inbox",
+        "/v1/inbox",
+        "/v1/inbox/{id}",
         "/v1/key-bag",
         "/v1/key-bag/{id}",
         "/v1/entities",

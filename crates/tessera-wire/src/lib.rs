@@ -19,6 +19,9 @@ pub const JSON: &str = "application/json";
 pub const OCTET_STREAM: &str = "application/octet-stream";
 /// Header carrying access-control keys: comma-separated lowercase hex; may repeat.
 pub const ACCESS_KEYS_HEADER: &str = "x-tessera-access-keys";
+/// The most inbox messages one `GET /v1/inbox` returns: a client deletes what it opened and asks again while a
+/// listing comes back full.
+pub const INBOX_PAGE: usize = 1_000;
 
 /// A body encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

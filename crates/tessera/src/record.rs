@@ -102,16 +102,17 @@ pub struct Share {
 }
 
 impl Share {
-    /// Read access for `delegate`, both parties named in the delegation.
+    /// Read access for `delegate`. The stored delegation names neither party ([`Visibility::Anonymous`], protocol
+    /// v2's default): only the two owners can tell whose it is.
     pub fn read(delegate: OwnerId) -> Self {
         Self {
             delegate,
             permission: Permission::Read,
-            visibility: Visibility::Explicit,
+            visibility: Visibility::Anonymous,
         }
     }
 
-    /// Write access for `delegate`, both parties named in the delegation.
+    /// Write access for `delegate`, naming neither party (as [`Share::read`]).
     pub fn write(delegate: OwnerId) -> Self {
         Self {
             permission: Permission::Write,
@@ -119,8 +120,10 @@ impl Share {
         }
     }
 
-    /// The same share with another visibility: [`Visibility::AnonymousDelegator`] when a patient shares,
-    /// [`Visibility::AnonymousDelegate`] when sharing with a patient, [`Visibility::Anonymous`] to name nobody.
+    /// The same share with another visibility, naming one or both parties in clear on the stored record
+    /// ([`Visibility::Explicit`], [`Visibility::AnonymousDelegate`] names the sharer, [`Visibility::AnonymousDelegator`]
+    /// the delegate). Every clear name is a line of the sharing graph for whoever reads the database: use them only
+    /// for tools that must read it without keys.
     #[must_use]
     pub fn with_visibility(self, visibility: Visibility) -> Self {
         Self { visibility, ..self }

@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use tessera_client::Client as HttpClient;
 use tessera_keys::{
     AccessControlKey, DelegationKey, EntityType, ExchangeData, ExchangeDataId, ExchangeSecret,
-    Fingerprint, KeyBag, KeyBagEntry, KeyBundle, Owner, OwnerId, OwnerKeys, OwnerKind,
-    PinnedFingerprints, TrustPolicy, TrustedBundle, unix_now,
+    Fingerprint, InboxMessage, InboxMessageId, KeyBag, KeyBagEntry, KeyBundle, Owner, OwnerId,
+    OwnerKeys, OwnerKind, PinnedFingerprints, TrustPolicy, TrustedBundle, unix_now,
 };
 use tessera_primitives::RsaKeySize;
 use tessera_sharing::{EncryptedEntity, EncryptionManifest, VerifiedBatches, Visibility};
+use tessera_wire::INBOX_PAGE;
 
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
@@ -36,8 +37,11 @@ pub struct SessionStats {
     pub opened_with_rsa: usize,
     /// Exchange data this session created (one per new partner).
     pub created_exchange_data: usize,
-    /// Exchange data naming this owner that could not be opened (an untrusted signer, no wrap for this key).
+    /// Inbox messages left unopened because their sender is not trusted (yet); they stay in the inbox.
     pub unopened_exchange_data: usize,
+    /// Inbox messages discarded because they did not open, did not verify, or repeated exchange data this owner
+    /// already had (anybody can seal a message for a public key: such messages are deleted, never used).
+    pub discarded_inbox_messages: usize,
     /// Exchange secrets the session knows (from the key bag, opened or created since login).
     pub exchange_secrets: usize,
     /// Exchange secrets held opened now: at most the cache capacity
@@ -52,10 +56,12 @@ pub struct SessionStats {
 
 /// An owner logged in to a Tessera server: the entry point of the SDK.
 ///
-/// At login the session opens the owner's key bag (no RSA operation for known partners, DESIGN.md §5.4) and the
-/// exchange data partners created for it since (verified with their trusted key bundle, then decrypted, then
-/// sealed into the bag). It creates exchange data with a partner on the first share and reuses it afterwards, and
-/// registers its access-control keys with the server for each entity type it touches.
+/// At login the session opens the owner's key bag (no RSA operation for known partners, DESIGN.md §5.4) and its
+/// inbox: exchange data partners created for it since, each sealed for this owner's bundle so that the server
+/// never learns who sent it (verified with the sender's trusted key bundle, then decrypted, then sealed into the
+/// bag, then deleted from the inbox). It creates exchange data with a partner on the first share (and delivers it
+/// to the partner's inbox) and reuses it afterwards, and registers its access-control keys with the server for each
+/// entity type it touches.
 ///
 /// Opened exchange secrets are cached, least recently used first out, at most
 /// [`DEFAULT_EXCHANGE_CACHE_CAPACITY`](crate::DEFAULT_EXCHANGE_CACHE_CAPACITY) of them unless
@@ -93,7 +99,8 @@ pub(crate) struct State {
     /// Exchange data this owner signed, by delegate: the ones it encrypts new data with.
     outgoing: HashMap<OwnerId, ExchangeDataId>,
     registered: HashSet<(EntityType, ExchangeDataId)>,
-    unopened: HashSet<ExchangeDataId>,
+    /// Inbox messages from senders the trust policy refused, left in the inbox and not tried again this session.
+    unopened: HashSet<InboxMessageId>,
     manifests: HashMap<EntityType, EncryptionManifest>,
     root_visibility: Visibility,
     pub(crate) stats: SessionStats,
@@ -179,10 +186,8 @@ impl Session {
             registered: HashSet::new(),
             unopened: HashSet::new(),
             manifests: HashMap::new(),
-            root_visibility: match record.kind {
-                OwnerKind::Patient => Visibility::Anonymous,
-                _ => Visibility::Explicit,
-            },
+            // Every owner's records are anonymous: the server's `kind` (which it could change) decides nothing.
+            root_visibility: Visibility::Anonymous,
             stats: SessionStats {
                 key_bag_entries: entries.len(),
                 ..SessionStats::default()
@@ -320,7 +325,8 @@ impl Session {
             .see(opened.id, opened.content_version, opened.key_epoch)
     }
 
-    /// The owner's kind, as registered.
+    /// The owner's kind, as the server's record says. Informational: the server can change it, so the session
+    /// decides nothing on it (every owner's records are anonymous).
     pub fn kind(&self) -> OwnerKind {
         self.kind
     }
@@ -359,49 +365,65 @@ impl Session {
         self.lock().manifests.insert(entity_type, manifest);
     }
 
-    /// Which parties the root delegation of new records names in clear. Patients default to
-    /// [`Visibility::Anonymous`] (no patient id on their records), other owners to [`Visibility::Explicit`].
+    /// Which parties the root delegation of new records names in clear. Every owner defaults to
+    /// [`Visibility::Anonymous`]: no owner id on its records, so a database dump does not tell whose records they
+    /// are. [`Visibility::Explicit`] names the creator, for tools that must read the database without keys.
     pub fn set_root_visibility(&self, visibility: Visibility) {
         self.lock().root_visibility = visibility;
     }
 
-    /// Opens the exchange data partners created for this owner since the login or the last refresh (each verified
-    /// against the partner's trusted key bundle, then decrypted once and sealed into the key bag); returns how many.
-    /// Reads call it by themselves when a record is not found or cannot be opened.
+    /// Opens the exchange data partners delivered to this owner's inbox since the login or the last refresh (each
+    /// verified against the partner's trusted key bundle, then decrypted once, sealed into the key bag and deleted
+    /// from the inbox); returns how many. Reads call it by themselves when a record is not found or cannot be opened.
     ///
     /// # Errors
-    /// [`ErrorKind::Transport`] or [`ErrorKind::Server`]; exchange data that does not verify or is not trusted is
-    /// skipped and counted in [`SessionStats::unopened_exchange_data`].
+    /// [`ErrorKind::Transport`] or [`ErrorKind::Server`]. A message from a sender the trust policy refuses stays in
+    /// the inbox, counted in [`SessionStats::unopened_exchange_data`]; one that does not open or verify is deleted,
+    /// counted in [`SessionStats::discarded_inbox_messages`].
     pub async fn refresh(&self) -> Result<usize> {
-        let all = self
-            .call(|c| async move { c.my_exchange_data().await })
-            .await?;
-        let owner = self.owner();
-        let new: Vec<ExchangeData> = {
-            let state = self.lock();
-            all.into_iter()
-                .map(|versioned| versioned.value)
-                .filter(|data| data.delegator() == owner || data.delegate() == owner)
-                .filter(|data| {
-                    !state.exchange.contains(&data.id()) && !state.unopened.contains(&data.id())
-                })
-                .collect()
-        };
         let mut opened = 0;
-        for data in new {
-            match self.open_exchange_data(&data).await {
-                Ok(secret) => {
-                    self.remember(secret).await?;
-                    opened += 1;
+        loop {
+            let messages = self.call(|c| async move { c.inbox().await }).await?;
+            let page_full = messages.len() >= INBOX_PAGE;
+            let mut progressed = false;
+            for message in messages {
+                let skip =
+                    !message.is_for(&self.keys) || self.lock().unopened.contains(&message.id);
+                if skip {
+                    continue;
                 }
-                Err(error) if matches!(error.kind(), ErrorKind::Transport | ErrorKind::Server) => {
-                    return Err(error);
+                match self.open_inbox_message(&message).await {
+                    Ok(Some(secret)) => {
+                        self.remember(secret).await?;
+                        opened += 1;
+                    }
+                    Ok(None) => self.lock().stats.discarded_inbox_messages += 1,
+                    Err(error)
+                        if matches!(error.kind(), ErrorKind::Transport | ErrorKind::Server) =>
+                    {
+                        return Err(error);
+                    }
+                    Err(error) if error.kind() == ErrorKind::Untrusted => {
+                        let mut state = self.lock();
+                        state.unopened.insert(message.id);
+                        state.stats.unopened_exchange_data += 1;
+                        continue;
+                    }
+                    Err(_) => self.lock().stats.discarded_inbox_messages += 1,
                 }
-                Err(_) => {
-                    let mut state = self.lock();
-                    state.unopened.insert(data.id());
-                    state.stats.unopened_exchange_data += 1;
+                // Opened and kept in the key bag, or never usable: either way it leaves the inbox.
+                let id = message.id;
+                match self
+                    .call(|c| async move { c.delete_inbox_message(id).await })
+                    .await
+                {
+                    Ok(()) => progressed = true,
+                    Err(error) if error.kind() == ErrorKind::NotFound => progressed = true,
+                    Err(error) => return Err(error),
                 }
+            }
+            if !(page_full && progressed) {
+                break;
             }
         }
         self.save_state().await?;
@@ -630,9 +652,18 @@ impl Session {
         };
         let recipients: Vec<&TrustedBundle> = recipients.iter().collect();
         let (data, secret) = ExchangeData::create(&self.keys, delegate, &recipients, unix_now())?;
-        let data = &data;
-        self.call(|c| async move { c.put_exchange_data(data).await })
-            .await?;
+        // Delivered before it is kept: a secret the partner never received must not encrypt anything. Exchange data
+        // with itself needs no delivery (the key bag carries it to every device of this owner).
+        for bundle in recipients
+            .iter()
+            .filter(|bundle| bundle.owner() == delegate)
+        {
+            let message = InboxMessage::seal(&data, bundle)?;
+            let message = &message;
+            self.call(|c| async move { c.deliver(delegate, message).await })
+                .await
+                .map_err(|error| error.for_owner(delegate))?;
+        }
         self.remember(secret.clone()).await?;
         self.lock().stats.created_exchange_data += 1;
         // The partner's bundles were pinned on the way: keep them for every device of this owner.
@@ -657,6 +688,17 @@ impl Session {
         let owner = self.owner();
         self.lock().insert(owner, secret, entry);
         Ok(())
+    }
+
+    /// Opens an inbox message: the anonymous box with this owner's key (no RSA), then the exchange data in it as
+    /// [`Session::open_exchange_data`] does. `None` for exchange data this owner already has (a message delivered
+    /// twice, or replayed by the server): nothing to open.
+    async fn open_inbox_message(&self, message: &InboxMessage) -> Result<Option<ExchangeSecret>> {
+        let data = message.open(&self.keys)?;
+        if self.lock().exchange.contains(&data.id()) {
+            return Ok(None);
+        }
+        self.open_exchange_data(&data).await.map(Some)
     }
 
     /// Opens exchange data naming this owner: the delegator's signature is verified against a trusted bundle

@@ -571,7 +571,8 @@ async fn a_patient_registered_below_a_doctor_logs_in() {
     let patient = fx.login(&patient_keys).await;
     assert_eq!(patient.kind(), OwnerKind::Patient);
     let stored = fx.store.get_owner(patient.owner()).unwrap().unwrap();
-    assert_eq!(stored.value.parent, Some(doctor.owner()));
+    // The server checked the doctor's right to register the patient and kept no link between them.
+    assert_eq!(stored.value.parent, None);
 }
 
 #[tokio::test]

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use tessera::stored::{DelegationKey, EncryptedEntity, ExchangeData, ExchangeDataId};
+use tessera::stored::{DelegationKey, EncryptedEntity, ExchangeDataId};
 use tessera::{
     Client, EntityId, EntityType, OwnerId, OwnerKeys, OwnerKind, RsaKeySize, SecretString, Session,
     Tofu,
@@ -44,6 +44,8 @@ pub struct Env {
     pub url: String,
     path: PathBuf,
     _dir: tempfile::TempDir,
+    /// Every owner registered through this environment, as (id, key file): the ground truth only owners hold.
+    registered: std::sync::Mutex<Vec<(OwnerId, OwnerKeys)>>,
 }
 
 impl Env {
@@ -62,7 +64,49 @@ impl Env {
             url,
             path,
             _dir: dir,
+            registered: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    fn remember(&self, keys: &OwnerKeys) {
+        let copy =
+            tessera::decode_key_file(tessera::encode_key_file(keys).unwrap().expose_secret())
+                .unwrap();
+        self.registered.lock().unwrap().push((keys.owner(), copy));
+    }
+
+    /// The keys of the delegations of `entity` to `delegate` (onward ones, not the root), found as only the owners
+    /// can: through the exchange secrets in the key bags of every owner this environment registered. Delegations
+    /// name nobody in clear (protocol v2's default), so a test finds them the way their parties do.
+    pub fn delegation_keys_to(
+        &self,
+        entity: &EncryptedEntity,
+        delegate: OwnerId,
+    ) -> Vec<DelegationKey> {
+        let registered = self.registered.lock().unwrap();
+        let mut keys: Vec<DelegationKey> = registered
+            .iter()
+            .flat_map(|(owner, owner_keys)| {
+                self.store
+                    .key_bag(*owner)
+                    .unwrap()
+                    .iter()
+                    .filter_map(|entry| KeyBag::open_entry(owner_keys, entry).ok())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|secret| secret.delegate() == delegate && secret.delegator() != delegate)
+            .map(|secret| secret.delegation_key(&entity.entity_type))
+            .filter(|key| {
+                entity
+                    .security_metadata
+                    .delegations
+                    .get(key)
+                    .is_some_and(|d| !d.parents.is_empty())
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
     }
 
     pub fn client(&self) -> Client {
@@ -74,6 +118,7 @@ impl Env {
         let keys = tessera::register_owner(&self.client(), ADMIN, kind, RsaKeySize::Bits2048)
             .await
             .unwrap();
+        self.remember(&keys);
         Owner::new(&keys, kind)
     }
 
@@ -83,6 +128,7 @@ impl Env {
             .register_owner(kind, RsaKeySize::Bits2048)
             .await
             .unwrap();
+        self.remember(&keys);
         Owner::new(&keys, kind)
     }
 
@@ -224,20 +270,19 @@ pub struct Meaning {
 }
 
 /// Ground truth about the sharing graph, computed with the owners' keys (which the server never has): every
-/// exchange data the server stores, opened through the owners' key bags, and the delegation key of each of them for
-/// each entity type.
+/// exchange secret in the owners' key bags (the server stores no exchange data: it travels sealed through the
+/// delegate's inbox and leaves it once opened), and the delegation key of each for each entity type.
 pub struct Ledger {
-    pub exchange: BTreeMap<ExchangeDataId, ExchangeData>,
     pub secrets: BTreeMap<ExchangeDataId, ExchangeSecret>,
     pub meanings: HashMap<DelegationKey, Meaning>,
 }
 
 impl Ledger {
-    /// Opens the key bag of every owner in `owners` with its re-derived keys, checks that together they cover every
-    /// exchange data stored for those owners and agree with its parties, and derives the delegation keys of every
-    /// exchange data for every type of `types`, checking that no two (exchange data, type) share one.
+    /// Opens the key bag of every owner in `owners` with its re-derived keys, checks that each entry names its
+    /// owner as a party, that no inbox still holds a message (every one was opened and deleted), and derives the
+    /// delegation keys of every exchange secret for every type of `types`, checking that no two (exchange data,
+    /// type) share one.
     pub fn build(store: &RedbStore, owners: &[&Owner], types: &[EntityType]) -> Self {
-        let mut exchange = BTreeMap::new();
         let mut secrets = BTreeMap::new();
         for owner in owners {
             let keys = owner.keys();
@@ -248,27 +293,20 @@ impl Ledger {
                     "a key-bag entry of {} is for exchange data between other owners",
                     owner.id
                 );
-                secrets.insert(secret.id(), secret.clone());
-            }
-            for data in store.exchange_data_of(owner.id).unwrap() {
-                exchange.insert(data.value.id(), data.value);
+                if let Some(other) = secrets.insert(secret.id(), secret.clone()) {
+                    assert_eq!(
+                        (other.delegator(), other.delegate()),
+                        (secret.delegator(), secret.delegate()),
+                        "two key bags disagree on the parties of one exchange data"
+                    );
+                }
             }
         }
-        assert_eq!(
-            exchange.keys().collect::<Vec<_>>(),
-            secrets.keys().collect::<Vec<_>>(),
-            "the key bags and the stored exchange data disagree"
-        );
         let mut meanings = HashMap::new();
         for (id, secret) in &secrets {
-            let data = &exchange[id];
-            assert_eq!(
-                (secret.delegator(), secret.delegate()),
-                (data.delegator(), data.delegate())
-            );
             let pair = Pair {
-                delegator: data.delegator(),
-                delegate: data.delegate(),
+                delegator: secret.delegator(),
+                delegate: secret.delegate(),
             };
             for entity_type in types {
                 let meaning = Meaning {
@@ -283,21 +321,17 @@ impl Ledger {
                 }
             }
         }
-        Self {
-            exchange,
-            secrets,
-            meanings,
-        }
+        Self { secrets, meanings }
     }
 
     /// Number of exchange data per ordered pair of owners.
     pub fn exchange_per_pair(&self) -> BTreeMap<Pair, usize> {
         let mut count = BTreeMap::new();
-        for data in self.exchange.values() {
+        for secret in self.secrets.values() {
             *count
                 .entry(Pair {
-                    delegator: data.delegator(),
-                    delegate: data.delegate(),
+                    delegator: secret.delegator(),
+                    delegate: secret.delegate(),
                 })
                 .or_default() += 1;
         }

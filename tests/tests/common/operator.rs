@@ -1,17 +1,16 @@
 //! The malicious operator's store: a [`Store`] that passes everything to the real redb store, except what the test
-//! told it to answer differently (hide a key-bag entry or exchange data, substitute an owner record, serve another
-//! version of an entity, hand out other attachment bytes). The server runs on it unchanged, so every answer the
+//! told it to answer differently (hide a key-bag entry, add inbox messages, substitute an owner record, serve
+//! another version of an entity, hand out other attachment bytes), and that keeps a copy of every inbox message it
+//! was given (an operator may keep what the delegate later deletes). The server runs on it unchanged, so every answer the
 //! clients see went through the real server.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tessera::stored::{
-    DelegationKey, EncryptedEntity, ExchangeData, ExchangeDataId, KeyBagEntry, Owner,
-};
+use tessera::stored::{DelegationKey, EncryptedEntity, KeyBagEntry, Owner};
 use tessera::{AttachmentId, EntityId, OwnerId};
-use tessera_keys::KeyBagEntryId;
+use tessera_keys::{InboxMessage, InboxMessageId, KeyBagEntryId};
 use tessera_sharing::{SearchTag, SideMapEntry};
 use tessera_store::{RecoveryData, RedbStore, Result, Revision, Store, Versioned};
 
@@ -20,10 +19,10 @@ use tessera_store::{RecoveryData, RedbStore, Result, Revision, Store, Versioned}
 pub struct Lies {
     /// Key-bag entries it hides, by owner and id.
     pub hidden_bag: HashSet<(OwnerId, KeyBagEntryId)>,
-    /// Exchange data it hides.
-    pub hidden_exchange: HashSet<ExchangeDataId>,
-    /// Exchange data it adds to an owner's listing (a replay of other parties' exchange data).
-    pub extra_exchange: HashMap<OwnerId, Vec<ExchangeData>>,
+    /// Inbox messages it adds to an owner's inbox listing (replays, forgeries).
+    pub extra_inbox: HashMap<OwnerId, Vec<InboxMessage>>,
+    /// Every inbox message delivered through the server, with its recipient, in order.
+    pub delivered: Vec<(OwnerId, InboxMessage)>,
     /// Owner records it substitutes.
     pub owners: HashMap<OwnerId, Owner>,
     /// Entities it serves instead of the stored ones.
@@ -68,37 +67,38 @@ impl Store for Operator {
         })
     }
 
-    fn put_exchange_data(
-        &self,
-        data: &ExchangeData,
-        expected: Option<Revision>,
-    ) -> Result<Revision> {
-        self.inner.put_exchange_data(data, expected)
+    fn put_inbox_message(&self, recipient: OwnerId, message: &InboxMessage) -> Result<()> {
+        self.lies().delivered.push((recipient, message.clone()));
+        self.inner.put_inbox_message(recipient, message)
     }
 
-    fn get_exchange_data(&self, id: ExchangeDataId) -> Result<Option<Versioned<ExchangeData>>> {
-        if self.lies().hidden_exchange.contains(&id) {
-            return Ok(None);
-        }
-        self.inner.get_exchange_data(id)
-    }
-
-    fn exchange_data_of(&self, owner: OwnerId) -> Result<Vec<Versioned<ExchangeData>>> {
-        let (hidden, extra) = {
-            let lies = self.lies();
-            (
-                lies.hidden_exchange.clone(),
-                lies.extra_exchange.get(&owner).cloned().unwrap_or_default(),
-            )
-        };
-        let mut listed: Vec<Versioned<ExchangeData>> = self
-            .inner
-            .exchange_data_of(owner)?
-            .into_iter()
-            .filter(|v| !hidden.contains(&v.value.id()))
-            .collect();
-        listed.extend(extra.into_iter().map(|value| Versioned { rev: 1, value }));
+    fn inbox(&self, owner: OwnerId) -> Result<Vec<InboxMessage>> {
+        let extra = self
+            .lies()
+            .extra_inbox
+            .get(&owner)
+            .cloned()
+            .unwrap_or_default();
+        let mut listed = self.inner.inbox(owner)?;
+        listed.extend(extra);
         Ok(listed)
+    }
+
+    fn inbox_len(&self, owner: OwnerId) -> Result<u64> {
+        self.inner.inbox_len(owner)
+    }
+
+    fn delete_inbox_message(&self, owner: OwnerId, id: InboxMessageId) -> Result<bool> {
+        let mut lies = self.lies();
+        if let Some(extra) = lies.extra_inbox.get_mut(&owner) {
+            let before = extra.len();
+            extra.retain(|message| message.id != id);
+            if extra.len() != before {
+                return Ok(true);
+            }
+        }
+        drop(lies);
+        self.inner.delete_inbox_message(owner, id)
     }
 
     fn put_key_bag_entry(&self, entry: &KeyBagEntry) -> Result<()> {

@@ -4,7 +4,7 @@
 
 mod attachments;
 mod entities;
-mod exchange;
+mod inbox;
 mod key_bag;
 mod owners;
 mod recovery;
@@ -18,7 +18,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use hyper::body::{Body, Incoming};
 use hyper::{Method, Request, StatusCode};
-use tessera_keys::{DelegationKey, ExchangeDataId, OwnerId, unix_now as now};
+use tessera_keys::{DelegationKey, OwnerId, unix_now as now};
 use tessera_sharing::{AttachmentId, EncryptedEntity, EntityId, Permission};
 use tessera_store::Store;
 use tessera_wire::ErrorCode;
@@ -34,7 +34,7 @@ pub(crate) use self::attachments::Uploads;
 /// The OpenAPI description of this API, committed beside the code and served as is.
 const OPENAPI: &str = include_str!("../../openapi.json");
 
-/// The route of `path` for log lines: every segment of 16 characters or more (an owner, entity, exchange-data,
+/// The route of `path` for log lines: every segment of 16 characters or more (an owner, entity, inbox-message,
 /// key-bag or attachment id; no literal segment of the API is that long) becomes `{id}`, so that no owner or record
 /// id reaches a log line at info level (`/v1/owners/0b6a…` → `/v1/owners/{id}`).
 fn route_of(path: &str) -> String {
@@ -152,18 +152,11 @@ async fn route(state: &Arc<State>, request: Request<Incoming>) -> Result<Resp, A
         (&Method::PUT, ["v1", "owners", id]) => {
             owners::update_owner(state, request, parse_owner(id)?).await
         }
-        (&Method::POST, ["v1", "exchange-data"]) => {
-            exchange::create_exchange_data(state, request).await
+        (&Method::GET, ["v1", "inbox"]) => inbox::list(state, &request).await,
+        (&Method::POST, ["v1", "owners", id, "inbox"]) => {
+            inbox::deliver(state, request, parse_owner(id)?).await
         }
-        (&Method::GET, ["v1", "exchange-data"]) => {
-            exchange::list_exchange_data(state, &request).await
-        }
-        (&Method::GET, ["v1", "exchange-data", id]) => {
-            exchange::get_exchange_data(state, &request, parse_exchange_id(id)?).await
-        }
-        (&Method::PUT, ["v1", "exchange-data", id]) => {
-            exchange::add_wraps(state, request, parse_exchange_id(id)?).await
-        }
+        (&Method::DELETE, ["v1", "inbox", id]) => inbox::delete(state, &request, id).await,
         (&Method::GET, ["v1", "key-bag"]) => key_bag::get_key_bag(state, &request).await,
         (&Method::PUT, ["v1", "key-bag", id, "swap"]) => {
             key_bag::swap_key_bag_entry(state, request, id).await
@@ -284,10 +277,6 @@ fn parse_entity(text: &str) -> Result<EntityId, ApiError> {
 fn parse_attachment(text: &str) -> Result<AttachmentId, ApiError> {
     text.parse()
         .map_err(|_| ApiError::bad_request("malformed attachment id"))
-}
-
-fn parse_exchange_id(text: &str) -> Result<ExchangeDataId, ApiError> {
-    Ok(ExchangeDataId::from_bytes(http::parse_hex::<16>(text)?))
 }
 
 fn expected_rev<B>(request: &Request<B>) -> Result<u64, ApiError> {

@@ -23,13 +23,16 @@ pub(super) async fn register_owner(
         Some(requester(state, &request)?.owner)
     };
     let accept = http::accepted(request.headers());
-    let owner: Owner = body(state, request).await?;
+    let mut owner: Owner = body(state, request).await?;
     if parent.is_some_and(|parent| owner.parent != Some(parent)) {
         return Err(ApiError::forbidden(
             "an owner can only register owners below itself",
         ));
     }
     check_bundles(&owner, None)?;
+    // The registration right is checked now; the link itself is not kept, so that a database dump does not tell
+    // which HCP registered which patient (protocol v2 privacy).
+    owner.parent = None;
     let rev = blocking(state, move |store| Ok(store.put_owner(&owner, None)?)).await?;
     Ok(http::respond(accept, StatusCode::CREATED, &Written { rev }))
 }

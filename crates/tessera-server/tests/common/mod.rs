@@ -23,8 +23,8 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Map, Value, json};
 use tessera_client::Client;
 use tessera_keys::{
-    AccessControlKey, EntityType, ExchangeData, ExchangeSecret, FormatVersion, Owner, OwnerKeys,
-    OwnerKind, TrustedBundle,
+    AccessControlKey, EntityType, ExchangeData, ExchangeSecret, FormatVersion, InboxMessage, Owner,
+    OwnerKeys, OwnerKind, TrustedBundle,
 };
 use tessera_server::{Server, ServerConfig};
 use tessera_sharing::test_utils;
@@ -284,8 +284,8 @@ impl TestServer {
         client
     }
 
-    /// Registers A, B and C with the administrator token and P through A, then stores the exchange data of every
-    /// pair (each delegator stores its own).
+    /// Registers A, B and C with the administrator token and P through A, then delivers the exchange data of every
+    /// pair of two owners to its delegate's inbox, sealed for the delegate's bundle (each delegator delivers its own).
     pub async fn register_world(&self) {
         let w = world();
         let anonymous = self.client();
@@ -303,8 +303,9 @@ impl TestServer {
         );
         for from in Who::ALL {
             let client = self.login(from).await;
-            for to in Who::ALL {
-                client.put_exchange_data(w.data(from, to)).await.unwrap();
+            for to in Who::ALL.into_iter().filter(|to| *to != from) {
+                let message = InboxMessage::seal(w.data(from, to), w.bundle(to)).unwrap();
+                client.deliver(to.id(), &message).await.unwrap();
             }
         }
     }
