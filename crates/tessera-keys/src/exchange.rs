@@ -164,7 +164,12 @@ impl ExchangeData {
     /// The canonical bytes the delegator signs (docs/formats.md); the wraps are not part of them, each wrap carries
     /// its own signature (see [`SignedWrap`]).
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        Writer::new(TAG_EXCHANGE_DATA)
+        self.signed_fields(Writer::new(TAG_EXCHANGE_DATA)).finish()
+    }
+
+    /// The fields the delegator signs, in order: version, id, delegator, delegate, created, commitment, signer.
+    fn signed_fields(&self, writer: Writer) -> Writer {
+        writer
             .u8(self.version.get())
             .fixed(self.id.as_bytes())
             .fixed(self.delegator.as_bytes())
@@ -172,7 +177,6 @@ impl ExchangeData {
             .u64(self.created)
             .fixed(&self.commitment)
             .fixed(self.signer.as_bytes())
-            .finish()
     }
 
     /// The whole exchange data, wraps included, as the plaintext of an inbox message (docs/formats.md,
@@ -183,14 +187,8 @@ impl ExchangeData {
             what: "exchange data",
             reason: "too many wraps",
         })?;
-        let mut writer = Writer::untagged()
-            .u8(self.version.get())
-            .fixed(self.id.as_bytes())
-            .fixed(self.delegator.as_bytes())
-            .fixed(self.delegate.as_bytes())
-            .u64(self.created)
-            .fixed(&self.commitment)
-            .fixed(self.signer.as_bytes())
+        let mut writer = self
+            .signed_fields(Writer::untagged())
             .fixed(&self.signature.0)
             .u32(count);
         for (recipient, wrap) in &self.wrapped {

@@ -9,6 +9,7 @@ mod model;
 mod proof;
 pub mod rules;
 mod seal;
+pub use crate::seal::{MIN_PADDED_LEN, padded_len};
 mod sidemap;
 #[cfg(feature = "test-utils")]
 pub mod test_utils;

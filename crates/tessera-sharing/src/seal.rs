@@ -40,6 +40,28 @@ fn tagged(tag: &str, capacity: usize) -> Vec<u8> {
     out
 }
 
+/// The smallest padded length of a sealed document: below it every document looks the same size.
+pub const MIN_PADDED_LEN: usize = 128;
+
+/// The length a sealed document of `len` bytes is padded to: PADME (Nikitin et al., "Reducing metadata leakage from
+/// encrypted files and communication with PURBs", PETS 2019), at least [`MIN_PADDED_LEN`]. A length `L` with
+/// `E = ⌊log₂ L⌋` keeps its `⌊log₂ E⌋ + 1` most significant bits and rounds the others up, so at most 12 % is added
+/// and a length reveals only O(log log L) bits.
+pub fn padded_len(len: usize) -> usize {
+    let len = len.max(MIN_PADDED_LEN);
+    let exponent = usize::BITS - 1 - len.leading_zeros();
+    let kept = u32::BITS - exponent.leading_zeros();
+    let mask = (1usize << exponent.saturating_sub(kept)) - 1;
+    len.checked_add(mask).map_or(len, |raised| raised & !mask)
+}
+
+/// Pads a document's JSON with spaces to [`padded_len`]: JSON allows trailing whitespace, so every reader parses the
+/// padded bytes as the document (docs/formats.md, "Entity").
+pub(crate) fn pad_json(json: &mut Vec<u8>) {
+    let target = padded_len(json.len());
+    json.resize(target, b' ');
+}
+
 /// AAD of `encrypted_self`: `"tessera/v1/encrypted-self" ‖ 0x00 ‖ version ‖ type ‖ 0x00 ‖ id`.
 pub(crate) fn encrypted_self_aad(entity_type: &EntityType, id: &EntityId) -> Vec<u8> {
     let mut aad = tagged(TAG_ENCRYPTED_SELF, 1 + entity_type.as_str().len() + 17);
@@ -163,4 +185,46 @@ pub(crate) fn key_from_bytes(bytes: &[u8]) -> Result<AeadKey> {
     Ok(AeadKey::from_secret(
         Secret32::try_from(bytes).map_err(|_| Error::Crypto)?,
     ))
+}
+
+#[cfg(test)]
+mod padding_tests {
+    use super::*;
+
+    #[test]
+    fn padme_keeps_the_top_bits_and_adds_at_most_twelve_percent() {
+        // Worked values: 1000 = 0b1111101000 keeps 4 bits (E = 9) and rounds up to 1024; 1100 keeps 4 bits of
+        // E = 10 and rounds up to 1152.
+        assert_eq!(padded_len(1000), 1024);
+        assert_eq!(padded_len(1100), 1152);
+        assert_eq!(padded_len(0), MIN_PADDED_LEN);
+        assert_eq!(padded_len(MIN_PADDED_LEN), MIN_PADDED_LEN);
+        let mut previous = 0;
+        for len in (0..200_000).step_by(7).chain([usize::MAX / 2, usize::MAX]) {
+            let padded = padded_len(len);
+            assert!(padded >= len, "{len}");
+            assert_eq!(
+                padded_len(padded),
+                padded,
+                "{len}: a padded length is its own class"
+            );
+            assert!(padded >= previous, "monotonic at {len}");
+            previous = padded;
+            if (MIN_PADDED_LEN..200_000).contains(&len) {
+                assert!(padded * 100 <= len * 112 + 100, "{len} → {padded}");
+            }
+        }
+        // Few classes: the 64,512 lengths from 1 KiB to 64 KiB fall into at most 16 sizes per doubling.
+        let classes: std::collections::BTreeSet<usize> = (1024..65_536).map(padded_len).collect();
+        assert!(classes.len() <= 6 * 16 + 1, "{}", classes.len());
+    }
+
+    #[test]
+    fn padded_json_still_parses_as_the_document() {
+        let mut json = br#"{"a":1}"#.to_vec();
+        pad_json(&mut json);
+        assert_eq!(json.len(), MIN_PADDED_LEN);
+        let value: serde_json::Value = serde_json::from_slice(&json).unwrap_or_default();
+        assert_eq!(value, serde_json::json!({"a": 1}));
+    }
 }

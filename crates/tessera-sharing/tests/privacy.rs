@@ -373,3 +373,29 @@ fn assert_same_ids(got: &[(SecretId, SecretIdScope)], expected: &[(SecretId, Sec
         assert!(a.ct_eq(b) && a_scope == b_scope);
     }
 }
+
+#[test]
+fn sealed_documents_are_padded_to_a_size_class() {
+    // Documents of 2 to 400 bytes of text: the stored size is the PADME class of the sealed JSON, never its length,
+    // and every short document looks the same.
+    let mut sizes = BTreeSet::new();
+    for len in [2usize, 20, 60, 100] {
+        let mut spec = Spec::note();
+        spec.manifest = EncryptionManifest::new(["text"]).unwrap();
+        spec.document = object(json!({ "text": "x".repeat(len) }));
+        let (entity, opened) = create_as(A, spec);
+        let sealed_json = serde_json::to_vec(&json!({ "text": "x".repeat(len) })).unwrap();
+        assert_eq!(
+            entity.encrypted_self.0.len(),
+            tessera_sharing::padded_len(sealed_json.len()) + 30
+        );
+        // The padding is invisible to the reader.
+        assert_eq!(opened.document["text"], json!("x".repeat(len)));
+        let read = decrypt(&entity, &world().access(A)).unwrap();
+        assert_eq!(read.document, opened.document);
+        sizes.insert(entity.encrypted_self.0.len());
+    }
+    assert_eq!(sizes.len(), 1, "{sizes:?}");
+    // A longer one lands in a class of its own, at most 12 % above its length.
+    assert_eq!(tessera_sharing::padded_len(1000), 1024);
+}

@@ -279,8 +279,7 @@ pub struct Ledger {
 
 impl Ledger {
     /// Opens the key bag of every owner in `owners` with its re-derived keys, checks that each entry names its
-    /// owner as a party, that no inbox still holds a message (every one was opened and deleted), and derives the
-    /// delegation keys of every exchange secret for every type of `types`, checking that no two (exchange data,
+    /// owner as a party and that two bags agree on the parties of one exchange data, and derives the delegation keys of every exchange secret for every type of `types`, checking that no two (exchange data,
     /// type) share one.
     pub fn build(store: &RedbStore, owners: &[&Owner], types: &[EntityType]) -> Self {
         let mut secrets = BTreeMap::new();

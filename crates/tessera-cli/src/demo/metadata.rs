@@ -121,11 +121,46 @@ impl Demo {
             "the database file holds no name, birth date, visit reason or result in clear",
             found.is_empty(),
         );
+        // The sharing graph: every owner of the demonstration, looked for where a dump could name it.
+        let mut named_in_records = 0;
+        for entity in
+            std::iter::once(&patient)
+                .chain(&contacts)
+                .chain([&lab, &reading, &dana_visit])
+        {
+            named_in_records += entity
+                .security_metadata
+                .delegations
+                .values()
+                .filter(|d| d.delegator.is_some() || d.delegate.is_some())
+                .count();
+        }
+        let mut parents = 0;
+        let mut waiting = 0;
+        for owner in self.names.keys() {
+            let record = self.store.get_owner(*owner)?.context("an owner record")?;
+            parents += usize::from(record.value.parent.is_some());
+            waiting += self.store.inbox(*owner)?.len();
+        }
         println!(
-            "  Not hidden yet: exchange data records name their two parties (the server can tell that two owners"
+            "  The sharing graph at rest: {named_in_records} delegations name an owner, {parents} owner records name a parent,"
         );
         println!(
-            "  exchange keys), and the server sees counts, sizes and timing; DESIGN.md §10 plans to hide them."
+            "  no exchange data is stored ({waiting} inbox messages wait, each naming only its recipient)."
+        );
+        self.check(
+            6,
+            "no stored delegation names an owner and no owner record names the doctor who registered it",
+            named_in_records == 0 && parents == 0,
+        );
+        println!(
+            "  Not hidden yet: records of one pair and type share a delegation key and one patient's children share a"
+        );
+        println!(
+            "  search tag, so they group per patient (tests/tests/curious_operator.rs measures it); the server sees"
+        );
+        println!(
+            "  counts, sizes up to a padding class, and timing. docs/threat-model.md lists what remains."
         );
         Ok(())
     }

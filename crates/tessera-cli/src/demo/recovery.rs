@@ -1,7 +1,7 @@
 //! P5: the private key is the owner's only secret; everything else is derived from it.
 
 use serde_json::{Value, json};
-use tessera::{EntityType, NewRecord, Share, Visibility};
+use tessera::{EntityType, NewRecord, Share};
 use tessera_store::Store;
 
 use super::report::{field, hex, object, plain, short};
@@ -23,9 +23,9 @@ impl Demo {
         let lab = EntityType::new("LabResult")?;
         let measurement = EntityType::new("Measurement")?;
 
-        // Dr Alice keeps Charlie's file and shares it with Charlie, who is never named in it.
+        // Dr Alice keeps Charlie's file and shares it with Charlie; neither is named in it (the default).
         let recording = ui::spinner("Dr Alice records Charlie's file");
-        let to_charlie = Share::read(charlie_id).with_visibility(Visibility::AnonymousDelegate);
+        let to_charlie = Share::read(charlie_id);
         let patient = alice
             .create_record(
                 NewRecord::new(
@@ -78,16 +78,14 @@ impl Demo {
             .await?
             .entity
             .id;
-        // Charlie shares a reading with Dr Bob without being named.
+        // Charlie shares a reading with Dr Bob; nobody is named.
         let reading = charlie
             .create_record(
                 NewRecord::new(
                     measurement,
                     object(json!({"glucose_mmol_per_l": 5.4, "taken": "2024-11-23 08:00"}))?,
                 )
-                .share_with(
-                    Share::read(bob.owner()).with_visibility(Visibility::AnonymousDelegator),
-                ),
+                .share_with(Share::read(bob.owner())),
             )
             .await?
             .entity;

@@ -656,12 +656,15 @@ fn seal_document(
     document: Map<String, Value>,
 ) -> Result<SealedDocument> {
     let (public, sensitive) = manifest.split(document);
-    let json = Zeroizing::new(
-        serde_json::to_vec(&sensitive).map_err(|_| Error::Malformed {
-            what: "document",
-            reason: "not serialisable as JSON",
-        })?,
-    );
+    let mut json =
+        Zeroizing::new(
+            serde_json::to_vec(&sensitive).map_err(|_| Error::Malformed {
+                what: "document",
+                reason: "not serialisable as JSON",
+            })?,
+        );
+    // Padded so that the stored size tells only a size class (PADME), not the content's length.
+    crate::seal::pad_json(&mut json);
     let sealed = Sealed(key.seal(&json, &encrypted_self_aad(entity_type, id))?);
     Ok((public, sensitive, sealed))
 }
