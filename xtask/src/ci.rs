@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::util::{self, cargo};
-use crate::{deny, layers, release};
+use crate::{deny, layers, postgres, release};
 
 /// Options of `cargo xtask ci`.
 pub(crate) struct Options {
@@ -94,9 +94,11 @@ fn clippy(root: &Path) -> Result<()> {
 }
 
 /// Unit, integration and binary tests: cargo-nextest when it is installed, else `cargo test` (doctests run separately).
-/// The interoperability tests need Python's `cryptography` package: it is installed first when missing.
+/// The interoperability tests need Python's `cryptography` package, and the PostgreSQL tests PostgreSQL's server
+/// binaries: both are installed first when missing.
 fn tests(root: &Path) -> Result<()> {
     ensure_python_cryptography();
+    postgres::ensure_installed()?;
     if util::succeeds(cargo(root).args(["nextest", "--version"])) {
         util::run(cargo(root).args(["nextest", "run", "--workspace", "--all-features"]))
     } else {

@@ -4,6 +4,7 @@ mod bench;
 mod ci;
 mod deny;
 mod layers;
+mod postgres;
 mod release;
 mod util;
 mod vectors;

@@ -34,8 +34,8 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Run a Tessera server on a redb database (administrator token, of at least 16 characters, from
-    /// TESSERA_ADMIN_TOKEN).
+    /// Run a Tessera server on a redb database, or on PostgreSQL with --database (administrator token, of at least
+    /// 16 characters, from TESSERA_ADMIN_TOKEN).
     Serve(ServeArgs),
     /// Show every principle end to end: an in-process server, two doctors and a patient, and what the server stores.
     Demo(DemoArgs),
@@ -112,9 +112,13 @@ pub(crate) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub(crate) listen: SocketAddr,
-    /// Directory of the database (created if missing).
+    /// Directory of the redb database (created if missing); unused with --database.
     #[arg(long, default_value = tessera_server::serve::DEFAULT_DATA_DIR)]
     pub(crate) data_dir: PathBuf,
+    /// A PostgreSQL database to use instead of redb: postgres://user:password@host:port/database (its schema is
+    /// migrated at start; several servers may share it).
+    #[arg(long, value_name = "URL", env = tessera_server::serve::DATABASE_ENV, hide_env_values = true)]
+    pub(crate) database: Option<String>,
     /// URL clients reach the server at (e.g. https://records.example); repeat for several. Logins signed for
     /// another name are refused. Needed when listening on 0.0.0.0 or ::, where the Host header is trusted otherwise.
     #[arg(

@@ -35,13 +35,18 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let options = ServeOptions {
         listen: args.listen,
         data_dir: args.data_dir,
+        database: args.database,
         public_urls: args.public_urls,
     };
     let server = tessera_server::serve::start(&options).await?;
+    // The PostgreSQL URL may hold a password: it is not printed.
+    let database = match options.database {
+        Some(_) => "database: PostgreSQL".to_owned(),
+        None => format!("database in {}", options.data_dir.display()),
+    };
     println!(
-        "tessera server listening on http://{} (database in {})",
-        server.local_addr(),
-        options.data_dir.display()
+        "tessera server listening on http://{} ({database})",
+        server.local_addr()
     );
     shutdown_signal().await?;
     println!("shutting down");

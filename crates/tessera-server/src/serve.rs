@@ -1,11 +1,11 @@
-//! The server entry point a binary wraps: a listen address, a data directory, and the administrator token from
-//! the environment.
+//! The server entry point a binary wraps: a listen address, a database (redb in a data directory, or PostgreSQL),
+//! and the administrator token from the environment.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tessera_store::RedbStore;
+use tessera_store::{PostgresStore, RedbStore, Store};
 
 use crate::server::{Server, ServerConfig};
 
@@ -13,6 +13,8 @@ use crate::server::{Server, ServerConfig};
 pub const ADMIN_TOKEN_ENV: &str = "TESSERA_ADMIN_TOKEN";
 /// Environment variable holding the URLs clients reach the server at (comma-separated), as `--public-url`.
 pub const PUBLIC_URL_ENV: &str = "TESSERA_PUBLIC_URL";
+/// Environment variable holding the URL of a PostgreSQL database, as `--database`.
+pub const DATABASE_ENV: &str = "TESSERA_DATABASE";
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "./tessera-data";
 /// File name of the redb database inside the data directory.
@@ -23,8 +25,11 @@ pub const DATABASE_FILE: &str = "tessera.redb";
 pub struct ServeOptions {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// Directory holding the database (created if missing).
+    /// Directory holding the redb database (created if missing); unused with [`ServeOptions::database`].
     pub data_dir: PathBuf,
+    /// URL of a PostgreSQL database (`postgres://user:password@host:port/database`) to use instead of redb in
+    /// `data_dir`; its schema is migrated at start.
+    pub database: Option<String>,
     /// URLs clients reach the server at; logins signed for other names are refused
     /// ([`ServerConfig::public_urls`]).
     pub public_urls: Vec<String>,
@@ -51,6 +56,9 @@ pub enum ServeError {
         /// What failed.
         reason: String,
     },
+    /// The PostgreSQL database could not be opened (the reason never repeats the URL, which may hold a password).
+    #[error("cannot open the PostgreSQL database: {0}")]
+    Postgres(String),
     /// A public URL is not a server URL.
     #[error("{0}")]
     PublicUrl(String),
@@ -79,25 +87,52 @@ pub fn admin_token_from_env() -> Result<String, ServeError> {
     Ok(token)
 }
 
-/// Opens the store in `options.data_dir` and starts a server with the administrator token from the environment.
+/// Opens the store (PostgreSQL at `options.database`, or redb in `options.data_dir`) and starts a server with the
+/// administrator token from the environment.
 ///
 /// # Errors
 /// [`ServeError`] naming what is missing.
 pub async fn start(options: &ServeOptions) -> Result<Server, ServeError> {
     let token = admin_token_from_env()?;
-    let database_error = |reason: String| ServeError::Database {
-        path: options.data_dir.clone(),
-        reason,
+    let store: Arc<dyn Store> = match &options.database {
+        Some(url) => Arc::new(open_postgres(url.clone()).await?),
+        None => Arc::new(open_redb(&options.data_dir)?),
     };
-    std::fs::create_dir_all(&options.data_dir).map_err(|e| database_error(e.to_string()))?;
-    let store = RedbStore::open(options.data_dir.join(DATABASE_FILE))
-        .map_err(|e| database_error(e.to_string()))?;
     let mut config = ServerConfig::new(options.listen, token);
     config.public_urls.clone_from(&options.public_urls);
-    Server::start(config, Arc::new(store))
+    Server::start(config, store)
         .await
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::InvalidInput => ServeError::PublicUrl(e.to_string()),
             _ => ServeError::Bind(options.listen, e),
         })
+}
+
+/// Opens the redb database in `data_dir`, creating the directory if needed.
+fn open_redb(data_dir: &std::path::Path) -> Result<RedbStore, ServeError> {
+    let database_error = |reason: String| ServeError::Database {
+        path: data_dir.to_owned(),
+        reason,
+    };
+    std::fs::create_dir_all(data_dir).map_err(|e| database_error(e.to_string()))?;
+    RedbStore::open(data_dir.join(DATABASE_FILE)).map_err(|e| database_error(e.to_string()))
+}
+
+/// Connects to the PostgreSQL database at `url` and migrates its schema, on a blocking thread (connecting waits
+/// on the network).
+async fn open_postgres(url: String) -> Result<PostgresStore, ServeError> {
+    let opened = tokio::task::spawn_blocking(move || PostgresStore::open(&url))
+        .await
+        .map_err(|e| ServeError::Postgres(e.to_string()))?;
+    opened.map_err(|error| {
+        // The store's message says what to check; its sources say what the driver saw (never the URL).
+        let mut reason = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            reason.push_str(": ");
+            reason.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        ServeError::Postgres(reason)
+    })
 }

@@ -28,15 +28,21 @@ pub struct Served {
 
 impl Served {
     pub fn start(data_dir: &Path) -> Self {
-        Self::spawn(data_dir, "warn", None)
+        Self::spawn(data_dir, &[], "warn", None)
+    }
+
+    /// A server on the PostgreSQL database at `database` (`--database`); `data_dir` is given too, to show that it
+    /// is not used.
+    pub fn start_on_database(data_dir: &Path, database: &str) -> Self {
+        Self::spawn(data_dir, &["--database", database], "warn", None)
     }
 
     /// A server logging at info level; everything it prints (stdout and stderr) is copied into `log`.
     pub fn start_logging(data_dir: &Path, log: std::fs::File) -> Self {
-        Self::spawn(data_dir, "info", Some(log))
+        Self::spawn(data_dir, &[], "info", Some(log))
     }
 
-    fn spawn(data_dir: &Path, level: &str, mut log: Option<std::fs::File>) -> Self {
+    fn spawn(data_dir: &Path, extra: &[&str], level: &str, mut log: Option<std::fs::File>) -> Self {
         let stderr = match &log {
             Some(file) => Stdio::from(file.try_clone().unwrap()),
             None => Stdio::null(),
@@ -44,6 +50,7 @@ impl Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(extra)
             .env("TESSERA_ADMIN_TOKEN", ADMIN)
             .env("RUST_LOG", level)
             .stdout(Stdio::piped())

@@ -1,9 +1,10 @@
 //! `tessera-server [LISTEN] [DATA_DIR]`: runs the server until Ctrl-C (the `tessera` CLI's `serve` wraps the same code).
-//! The URLs clients reach it at come from `TESSERA_PUBLIC_URL` (comma-separated).
+//! The URLs clients reach it at come from `TESSERA_PUBLIC_URL` (comma-separated); a PostgreSQL database URL in
+//! `TESSERA_DATABASE` replaces the redb database of `DATA_DIR`.
 
 use std::process::ExitCode;
 
-use tessera_server::serve::{DEFAULT_DATA_DIR, PUBLIC_URL_ENV, ServeOptions, start};
+use tessera_server::serve::{DATABASE_ENV, DEFAULT_DATA_DIR, PUBLIC_URL_ENV, ServeOptions, start};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -24,6 +25,9 @@ async fn main() -> ExitCode {
     let options = ServeOptions {
         listen,
         data_dir: data_dir.into(),
+        database: std::env::var(DATABASE_ENV)
+            .ok()
+            .filter(|url| !url.is_empty()),
         public_urls: std::env::var(PUBLIC_URL_ENV)
             .unwrap_or_default()
             .split(',')

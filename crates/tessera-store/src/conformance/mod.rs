@@ -22,6 +22,8 @@ mod batch;
 mod entity;
 mod fixture;
 mod owner;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod recovery;
 
 pub use self::attachment::{
@@ -43,6 +45,8 @@ pub use self::fixture::{Fixtures, TempRedbStore, fixtures};
 pub use self::owner::{
     inbox_messages_are_filed_per_recipient, key_bag_entries_are_immutable, owner_revisions,
 };
+#[cfg(feature = "postgres")]
+pub use self::postgres::{TEST_POSTGRES_ENV, TempPostgresStore, TestDatabase, run_sql, server_url};
 pub use self::recovery::{recovery_data_is_create_only, side_map_entries_are_replaced};
 
 use tessera_sharing::EntityId;

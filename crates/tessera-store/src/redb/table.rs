@@ -1,16 +1,13 @@
 //! The redb tables of the store (see the table of tables in the module doc) and the codec of their values.
 
 use ::redb::{MultimapTableDefinition, ReadableMultimapTable, ReadableTable, TableDefinition};
-use bincode::Options as _;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub(super) use crate::codec::{decode, encode};
 use crate::error::{Error, Result};
 
 /// Layout version of the file, checked on open.
 pub(super) const FORMAT: u64 = 2;
-/// Largest encoded record; far above any request body the server accepts.
-pub(super) const MAX_RECORD_LEN: u64 = 64 << 20;
 
 pub(super) type Bytes = &'static [u8];
 pub(super) type Id = [u8; 16];
@@ -70,24 +67,6 @@ pub(super) fn ids_under<const N: usize>(
         .map_err(backend)?
         .map(|id| id.map(|id| id.value()).map_err(backend))
         .collect()
-}
-
-pub(super) fn options() -> impl bincode::Options + Copy {
-    bincode::DefaultOptions::new()
-        .with_limit(MAX_RECORD_LEN)
-        .reject_trailing_bytes()
-}
-
-pub(super) fn encode<T: Serialize + ?Sized>(what: &'static str, value: &T) -> Result<Vec<u8>> {
-    options()
-        .serialize(value)
-        .map_err(|source| Error::Backend { what, source })
-}
-
-pub(super) fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T> {
-    options()
-        .deserialize(bytes)
-        .map_err(|_| Error::Corrupt(what))
 }
 
 pub(super) fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Error {
