@@ -398,18 +398,24 @@ impl Session {
                         opened += 1;
                     }
                     Ok(None) => self.lock().stats.discarded_inbox_messages += 1,
-                    Err(error)
-                        if matches!(error.kind(), ErrorKind::Transport | ErrorKind::Server) =>
-                    {
-                        return Err(error);
-                    }
                     Err(error) if error.kind() == ErrorKind::Untrusted => {
                         let mut state = self.lock();
                         state.unopened.insert(message.id);
                         state.stats.unopened_exchange_data += 1;
                         continue;
                     }
-                    Err(_) => self.lock().stats.discarded_inbox_messages += 1,
+                    // Never usable: it does not open or verify, is malformed, or names a sender that does not exist.
+                    Err(error)
+                        if matches!(
+                            error.kind(),
+                            ErrorKind::Crypto | ErrorKind::Invalid | ErrorKind::NotFound
+                        ) =>
+                    {
+                        self.lock().stats.discarded_inbox_messages += 1;
+                    }
+                    // Anything else (the server busy or unreachable, a session to renew) may pass: the message stays
+                    // for the next refresh.
+                    Err(error) => return Err(error),
                 }
                 // Opened and kept in the key bag, or never usable: either way it leaves the inbox.
                 let id = message.id;
