@@ -15,10 +15,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tessera_keys::{
-    AccessControlKey, DelegationKey, InboxMessage, InboxMessageId, KeyBagEntry, Owner, OwnerId,
-    OwnerKeys,
-};
+use tessera_keys::{AccessControlKey, DelegationKey, KeyBagEntry, Owner, OwnerId, OwnerKeys};
 use tessera_primitives::SecretString;
 use tessera_sharing::{
     AttachmentId, EncryptedEntity, EntityId, SearchTag, ShareRequest, SideMapEntry,
@@ -31,6 +28,8 @@ use tessera_wire::{
     ChallengeRequest, Entities, EntityPage, EntityUpdate, Format, LoginRequest, OCTET_STREAM,
     RecoveryBody, Revocation, RevokeBody, Session, ShareBody, Versioned, Written,
 };
+
+mod inbox;
 
 use crate::body::{AttachmentReader, ReaderBody, answer, successful};
 use crate::error::{Error, Result};
@@ -246,47 +245,6 @@ impl Client {
             SMALL_ANSWER,
         )
         .await
-    }
-
-    /// Delivers `message` (exchange data sealed for one of `recipient`'s key bundles) to `recipient`'s inbox. The
-    /// server does not record the sender. Delivering the same message again changes nothing.
-    ///
-    /// # Errors
-    /// [`Error::Status`] 404 if `recipient` is not registered, 400 if the message is sealed for a bundle the
-    /// recipient does not have, 503 (`busy`) if the recipient's inbox is full.
-    pub async fn deliver(&self, recipient: OwnerId, message: &InboxMessage) -> Result<()> {
-        self.send_body(
-            Method::POST,
-            &format!("/v1/owners/{recipient}/inbox"),
-            message,
-        )
-        .await
-        .map(|_| ())
-    }
-
-    /// Messages waiting in the logged-in owner's inbox (at most 1,000 at a time: delete what was opened, then ask
-    /// again).
-    ///
-    /// # Errors
-    /// [`Error::Transport`] or [`Error::Status`].
-    pub async fn inbox(&self) -> Result<Vec<InboxMessage>> {
-        self.call::<(), _>(Method::GET, "/v1/inbox", None).await
-    }
-
-    /// Deletes one message of the logged-in owner's inbox.
-    ///
-    /// # Errors
-    /// [`Error::Status`] 404 if it is not there (already deleted).
-    pub async fn delete_inbox_message(&self, id: InboxMessageId) -> Result<()> {
-        self.send(
-            Method::DELETE,
-            &format!("/v1/inbox/{id}"),
-            None,
-            &[],
-            SMALL_ANSWER,
-        )
-        .await
-        .map(|_| ())
     }
 
     /// Adds an entry to the logged-in owner's key bag.
